@@ -1,0 +1,44 @@
+"""lepton_nb: drive a cluster of GPU (or CPU) engines from a notebook as one machine.
+
+``%load_ext lepton_nb`` gives ``%lepton_cluster`` and ``%%lepton_distributed``;
+the same is reachable from Python through :class:`Cluster`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .cluster import Cluster, get_cluster
+from .errors import ClusterError, DistributedTimeout, RankFailure, RemoteError
+from .rank import get_device, local_rank, rank, world_size
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Cluster",
+    "ClusterError",
+    "DistributedTimeout",
+    "RankFailure",
+    "RemoteError",
+    "get_cluster",
+    "get_device",
+    "load_ipython_extension",
+    "local_rank",
+    "rank",
+    "unload_ipython_extension",
+    "world_size",
+]
+
+
+def load_ipython_extension(ip: Any) -> None:
+    """Register the magics: ``%load_ext lepton_nb``."""
+    from .magics import load_ipython_extension as load
+
+    load(ip)
+
+
+def unload_ipython_extension(ip: Any) -> None:
+    """Remove the magics again, so that ``%reload_ext lepton_nb`` works."""
+    from .magics import unload_ipython_extension as unload
+
+    unload(ip)

@@ -1,0 +1,421 @@
+"""A cluster of ipyparallel engines, one rank each, joined in one torch.distributed group.
+
+Each rank is its own ipyparallel engine set, launched with its own
+environment (``LEPTON_RANK``, ``CUDA_VISIBLE_DEVICES``), so one rank can be
+restarted alone and each GPU engine sees exactly one GPU before CUDA starts.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import socket
+import time
+import uuid
+from typing import Any, Callable
+
+import ipyparallel as ipp
+from traitlets import Any as AnyTrait
+from traitlets import Float, HasTraits, Integer, Unicode, default, validate
+
+from . import rank as rank_mod
+from .errors import ClusterError, DistributedTimeout, RankFailure, RemoteError
+from .job import Job
+from .output import RankOutput
+from .placement import Slot, backend_for, gpu_count, parse_gpus, plan
+from .rankspec import RankSpec, parse_ranks
+
+NO_CLUSTER = "No cluster running. Start one with: %lepton_cluster start -n 2"
+
+_active: Cluster | None = None
+
+
+def get_cluster() -> Cluster | None:
+    """The cluster that the magics use: the last one started and not stopped, else None."""
+    return _active
+
+
+class Cluster(HasTraits):
+    """A notebook-driven cluster: ``Cluster(n=2, gpus="auto").start()``.
+
+    With GPUs there is one engine per GPU; without, CPU engines. Every rank
+    joins one process group (NCCL when every rank has a GPU, gloo otherwise).
+    """
+
+    n = Integer(
+        None, allow_none=True, help="Number of ranks; default: the number of GPUs, else 2."
+    )
+    gpus = AnyTrait("auto", help='"auto", "none", or a list of GPU indices such as [0, 1].')
+    engine_timeout = Float(120.0, help="Seconds to wait for engines to register and join.")
+    group_timeout = Float(
+        1800.0, help="torch.distributed timeout in seconds for a collective that never completes."
+    )
+    interrupt_grace = Float(
+        3.0, help="Seconds a timed-out rank has to stop after SIGINT before it is restarted."
+    )
+    backend = Unicode("", help="Process-group backend in use: nccl or gloo (set by start).")
+
+    def __init__(self, n: int | None = None, gpus: Any = "auto", **kwargs: Any) -> None:
+        super().__init__(n=n, gpus=gpus, **kwargs)
+        self._ipp: ipp.Cluster | None = None
+        self._client: ipp.Client | None = None
+        self._slots: list[Slot] = []
+        self._gpu_list: list[int] | None = None
+        self._engines: dict[int, dict[str, Any]] = {}  # rank -> engine_id, set, host, addr, pid
+        self._token = uuid.uuid4().hex[:8]
+
+    @validate("n")
+    def _check_n(self, proposal: Any) -> Any:
+        value = proposal["value"]
+        if value is not None and (isinstance(value, bool) or int(value) < 1):
+            raise ClusterError(f"n must be a positive number of ranks, got {value!r}")
+        return value
+
+    @default("n")
+    def _default_n(self) -> None:
+        return None
+
+    # -- properties -----------------------------------------------------------
+    @property
+    def running(self) -> bool:
+        """True between a successful start() and stop()."""
+        return self._client is not None
+
+    @property
+    def client(self) -> ipp.Client:
+        """The underlying ipyparallel Client, for power users."""
+        return self._require()
+
+    @property
+    def world_size(self) -> int:
+        """Number of ranks."""
+        return len(self._slots)
+
+    @property
+    def placement(self) -> list[dict[str, Any]]:
+        """One dict per rank: rank, engine_id, host, pid, device."""
+        return [
+            {
+                "rank": s.rank,
+                "engine_id": self._engines[s.rank]["engine_id"],
+                "host": self._engines[s.rank]["host"],
+                "pid": self._engines[s.rank]["pid"],
+                "device": s.device,
+            }
+            for s in self._slots
+            if s.rank in self._engines
+        ]
+
+    def engines(self, ranks: RankSpec = None) -> dict[int, int]:
+        """rank -> ipyparallel engine id, for the selected ranks."""
+        self._require()
+        return {r: self._engines[r]["engine_id"] for r in self.select(ranks)}
+
+    def select(self, ranks: RankSpec) -> list[int]:
+        """Validate a rank selection (``None``, ``"all"``, ``"0,2"``, ``"1-3"``, ints)."""
+        try:
+            return parse_ranks(ranks, self.world_size)
+        except ValueError as e:
+            raise ClusterError(str(e)) from None
+
+    def _require(self) -> ipp.Client:
+        if self._client is None:
+            raise ClusterError(NO_CLUSTER)
+        return self._client
+
+    # -- lifecycle ------------------------------------------------------------
+    def start(self) -> Cluster:
+        """Start the engines and the process group; blocks until both are up.
+
+        Returns self. Raises ClusterError saying what failed.
+        """
+        global _active
+        if self.running:
+            return self
+        try:
+            self._gpu_list = parse_gpus(self.gpus, gpu_count() if self.gpus != "none" else 0)
+        except ValueError as e:
+            raise ClusterError(str(e)) from None
+        n = self.n or (len(self._gpu_list) if self._gpu_list else 2)
+        self._slots = plan(n, self._gpu_list)
+        self.backend = backend_for(self._slots)
+        self._ipp = ipp.Cluster(
+            n=0,
+            cluster_id=f"lepton-{self._token}",
+            log_level=logging.WARNING,
+            engine_timeout=int(self.engine_timeout),
+        )
+        try:
+            self._ipp.start_controller_sync()
+            self._client = self._ipp.connect_client_sync()
+            self._launch(self._slots)
+            self._join_group()
+        except BaseException:
+            self.stop()
+            raise
+        _active = self
+        return self
+
+    def stop(self) -> None:
+        """Stop every engine and the controller. Safe to call twice."""
+        global _active
+        if _active is self:
+            _active = None
+        client, self._client = self._client, None
+        if client is not None:
+            try:
+                client.close()
+            except Exception:
+                pass
+        if self._ipp is not None:
+            self._kill(list(self._engines))
+            try:
+                self._ipp.stop_cluster_sync()
+            except Exception as e:  # the cluster is going away regardless
+                logging.getLogger(__name__).debug("stopping cluster: %s", e)
+            self._ipp = None
+        self._engines.clear()
+
+    def scale(self, n: int) -> Cluster:
+        """Grow or shrink to ``n`` ranks; every rank then rejoins one process group."""
+        self._require()
+        if isinstance(n, bool) or int(n) < 1:
+            raise ClusterError(f"scale needs a positive number of ranks, got {n!r}")
+        n = int(n)
+        current = self.world_size
+        if n > current:
+            new = plan(n, self._gpu_list)[current:]
+            self._slots += new
+            self._launch(new)
+        elif n < current:
+            gone = list(range(n, current))
+            self._kill(gone)
+            self._slots = self._slots[:n]
+        for s in self._slots:
+            s.env.pop("OMP_NUM_THREADS", None)
+        self.n = n
+        self._join_group()
+        return self
+
+    def restart(self, rank: int | None = None) -> Cluster:
+        """Restart one rank (or all, with ``rank=None``); its namespace starts empty.
+
+        Every rank then rejoins the process group.
+        """
+        self._require()
+        self.restart_ranks(self.select(rank))
+        return self
+
+    def __enter__(self) -> Cluster:
+        return self.start()
+
+    def __exit__(self, *exc: Any) -> None:
+        self.stop()
+
+    def __repr__(self) -> str:
+        state = f"{self.world_size} ranks, {self.backend}" if self.running else "not running"
+        return f"<lepton_nb.Cluster {state}>"
+
+    # -- engines --------------------------------------------------------------
+    def _launch(self, slots: list[Slot]) -> None:
+        """Start one engine set per slot and wait until each has registered."""
+        assert self._ipp is not None and self._client is not None
+        known = set(self._client.ids)
+        for s in slots:
+            set_id = f"rank{s.rank}-{uuid.uuid4().hex[:6]}"
+            self._ipp.start_engines_sync(1, engine_set_id=set_id, environment=dict(s.env))
+            self._engines[s.rank] = {"set": set_id, "engine_id": None}
+        wanted = {s.rank for s in slots}
+        deadline = time.monotonic() + self.engine_timeout
+        while True:
+            new = [e for e in self._client.ids if e not in known]
+            if new:
+                found = self._client.direct_view(new).apply_async(rank_mod.identify)
+                ids = found.get(timeout=max(1.0, deadline - time.monotonic()))
+                for eid, info in zip(new, ids):
+                    known.add(eid)
+                    if info["rank"] in wanted:
+                        self._engines[info["rank"]].update(info, engine_id=eid)
+                        wanted.discard(info["rank"])
+            if not wanted:
+                return
+            if time.monotonic() > deadline:
+                raise ClusterError(self._startup_failure(sorted(wanted)))
+            time.sleep(0.05)
+
+    def _startup_failure(self, ranks: list[int]) -> str:
+        logs = []
+        for r in ranks:
+            es = self._ipp.engines.get(self._engines[r]["set"]) if self._ipp else None
+            if es is not None:
+                try:
+                    out = es.get_output()
+                except Exception:
+                    out = ""
+                tail = "\n".join(str(out).strip().splitlines()[-5:])
+                if tail:
+                    logs.append(f"  rank {r} engine log:\n    " + tail.replace("\n", "\n    "))
+        msg = (
+            f"engines for rank(s) {ranks} did not register within {self.engine_timeout:g} s"
+        )
+        return msg + ("\n" + "\n".join(logs) if logs else "")
+
+    def _kill(self, ranks: list[int]) -> None:
+        """Stop the engines of ``ranks`` for good (SIGKILL where they run on this host)."""
+        here = socket.gethostname()
+        for r in ranks:
+            info = self._engines.pop(r, None)
+            if not info:
+                continue
+            if info.get("host") == here and info.get("pid"):
+                try:
+                    os.kill(info["pid"], signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+            if self._ipp is not None and info["set"] in self._ipp.engines:
+                try:
+                    self._ipp.stop_engines_sync(info["set"])
+                except Exception as e:
+                    logging.getLogger(__name__).debug("stopping rank %s: %s", r, e)
+
+    def _join_group(self, backend: str | None = None) -> None:
+        """(Re)form the process group over every rank, on a fresh port."""
+        client = self._require()
+        backend = backend or self.backend
+        ws = self.world_size
+        master_host = self._engines[0]["host"]
+        same_host = all(self._engines[r]["host"] == master_host for r in range(ws))
+        addr = "127.0.0.1" if same_host else self._engines[0]["addr"]
+        port = client[self._engines[0]["engine_id"]].apply_sync(rank_mod.free_port)
+        hosts: dict[str, int] = {}
+        args = {}
+        for r in range(ws):
+            host = self._engines[r]["host"]
+            local = hosts.get(host, 0)
+            hosts[host] = local + 1
+            args[r] = (r, ws, local, addr, port, backend, self.group_timeout)
+        job = Job(client).apply(self.engines(), rank_mod.join_group, args_by_rank=args)
+        if not job.wait(self.engine_timeout):
+            raise ClusterError(
+                f"rank(s) {job.running} did not join the {backend} process group "
+                f"at {addr}:{port} within {self.engine_timeout:g} s"
+            )
+        outcome = job.outcome()
+        if outcome.failures:
+            raise ClusterError(
+                "the process group did not form:\n"
+                + "\n".join("  " + f.summary() for f in outcome.failures.values())
+            )
+        self.backend = backend
+
+    # -- running work ---------------------------------------------------------
+    def run(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> list[Any]:
+        """Call ``fn(*args, **kwargs)`` on every rank; return the values ordered by rank.
+
+        Raises RemoteError naming each failed rank; ``err.results`` keeps the others.
+        """
+        job = Job(self._require()).apply(self.engines(), fn, args=args, kwargs=kwargs)
+        job.wait(None)
+        outcome = job.outcome()
+        if outcome.failures:
+            raise RemoteError(list(outcome.failures.values()), outcome.results)
+        return [outcome.results[r] for r in sorted(outcome.results)]
+
+    def execute(
+        self,
+        code: str,
+        ranks: RankSpec = None,
+        timeout: float | None = None,
+        gather: tuple[str, ...] | list[str] = (),
+        stream: bool = True,
+        backend: str | None = None,
+    ) -> dict[str, list[Any]]:
+        """Run a cell's code on the selected ranks; what ``%%lepton_distributed`` calls.
+
+        Output is relayed prefixed ``[rank r]``. Returns ``{name: [value per
+        selected rank]}`` for each name in ``gather``. Raises RemoteError (or
+        DistributedTimeout) with the finished ranks' gathered values in ``results``.
+        """
+        client = self._require()
+        selected = self.select(ranks)
+        if backend and backend != "auto" and backend != self.backend:
+            self._switch_backend(backend)
+        output = RankOutput(stream=stream)
+        job = Job(client, output).execute(self.engines(selected), code)
+        try:
+            finished = job.wait(timeout)
+        except KeyboardInterrupt:
+            self._interrupt(job.running)
+            output.close()
+            raise
+        note = ""
+        timed_out: list[int] = []
+        if not finished:
+            timed_out = job.running
+            note = self._stop_overrunning(job)
+        output.close()
+        outcome = job.outcome()
+        failures = dict(outcome.failures)
+        for r in timed_out:
+            failures[r] = RankFailure(
+                r, "Timeout", f"did not finish within {timeout:g} s", failures.get(r, RankFailure(r, "", "")).traceback
+            )
+        ok = [r for r in selected if r not in failures]
+        values = self._gather(ok, list(gather), failures) if gather else {r: {} for r in ok}
+        if failures:
+            if timed_out:
+                raise DistributedTimeout(list(failures.values()), values, note, timeout, timed_out)
+            raise RemoteError(list(failures.values()), values, note)
+        return {name: [values[r][name] for r in selected] for name in gather}
+
+    def _gather(
+        self, ranks: list[int], names: list[str], failures: dict[int, RankFailure]
+    ) -> dict[int, dict[str, Any]]:
+        if not ranks:
+            return {}
+        job = Job(self._require()).apply(self.engines(ranks), _pull_names, args=(names,))
+        job.wait(self.engine_timeout)
+        outcome = job.outcome()
+        failures.update(outcome.failures)
+        return dict(outcome.results)
+
+    def _interrupt(self, ranks: list[int]) -> None:
+        if ranks:
+            eids = [self._engines[r]["engine_id"] for r in ranks]
+            self._require().send_signal(signal.SIGINT, targets=eids, block=False)
+
+    def _stop_overrunning(self, job: Job) -> str:
+        """Interrupt ranks past their timeout; restart those that cannot be interrupted."""
+        self._interrupt(job.running)
+        job.wait(self.interrupt_grace)
+        stuck = job.running
+        if not stuck:
+            return "The ranks that did not finish were interrupted; the cluster is ready."
+        self.restart_ranks(stuck)
+        return (
+            f"Rank(s) {stuck} could not be interrupted (blocked, e.g. in a collective) and were "
+            "restarted; they rejoined the process group with empty namespaces."
+        )
+
+    def restart_ranks(self, ranks: list[int]) -> None:
+        """Restart several ranks at once, then re-form the group."""
+        self._kill(ranks)
+        self._launch([self._slots[r] for r in ranks])
+        self._join_group()
+
+    def _switch_backend(self, backend: str) -> None:
+        if backend == "nccl" and backend_for(self._slots) != "nccl":
+            raise ClusterError("--backend nccl needs a GPU on every rank; use gloo or auto")
+        self._join_group(backend)
+
+
+def _pull_names(names: list[str]) -> dict[str, Any]:
+    """On a rank: the values of ``names`` in the user namespace."""
+    from IPython import get_ipython
+
+    ns = get_ipython().user_ns
+    missing = [n for n in names if n not in ns]
+    if missing:
+        raise NameError(f"--gather: name {missing[0]!r} is not defined on this rank")
+    return {n: ns[n] for n in names}

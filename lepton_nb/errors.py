@@ -1,0 +1,104 @@
+"""User-facing exceptions of lepton_nb.
+
+A failure on the ranks never loses the work of the ranks that succeeded:
+:class:`RemoteError` carries it in :attr:`RemoteError.results`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+
+class ClusterError(RuntimeError):
+    """The cluster could not be started, scaled or restarted; the message says what failed."""
+
+
+@dataclass
+class RankFailure:
+    """One rank's failure: the exception type, its message and the remote traceback."""
+
+    rank: int
+    ename: str
+    evalue: str
+    traceback: str = ""
+
+    def summary(self) -> str:
+        """One line: ``rank 1: ValueError: bad value``."""
+        return f"rank {self.rank}: {self.ename}: {self.evalue}"
+
+
+class RemoteError(Exception):
+    """One or more ranks raised.
+
+    Attributes
+    ----------
+    failures:
+        One :class:`RankFailure` per failed rank, ordered by rank.
+    results:
+        What every rank that succeeded produced, as a dict by rank
+        (``cluster.run``: the function's return value; a distributed cell:
+        a dict of the gathered names).
+    """
+
+    def __init__(
+        self,
+        failures: list[RankFailure],
+        results: dict[int, Any] | None = None,
+        note: str = "",
+    ) -> None:
+        self.failures = sorted(failures, key=lambda f: f.rank)
+        self.results: dict[int, Any] = dict(results or {})
+        self.note = note
+        super().__init__(self._message())
+
+    @property
+    def ranks(self) -> list[int]:
+        """The ranks that failed."""
+        return [f.rank for f in self.failures]
+
+    def _headline(self) -> str:
+        n = len(self.failures)
+        return f"{n} rank{'s' if n != 1 else ''} failed"
+
+    def _message(self) -> str:
+        lines = [self._headline() + ":"]
+        lines += ["  " + f.summary() for f in self.failures]
+        if self.note:
+            lines.append(self.note)
+        return "\n".join(lines)
+
+    def _render_traceback_(self) -> list[str]:
+        """How IPython shows the error: each failed rank's traceback once."""
+        out = [self._headline() + ":"]
+        for f in self.failures:
+            out.append(f"[rank {f.rank}] {f.ename}: {f.evalue}")
+            if f.traceback:
+                out.extend(f.traceback.rstrip("\n").splitlines())
+        if self.note:
+            out.append(self.note)
+        if self.results:
+            out.append(
+                f"Results of the ranks that finished: err.results (ranks {sorted(self.results)})"
+            )
+        return out
+
+
+class DistributedTimeout(RemoteError):
+    """A distributed cell ran past its ``--timeout``; the message names the ranks that did not finish."""
+
+    def __init__(
+        self,
+        failures: list[RankFailure],
+        results: dict[int, Any] | None = None,
+        note: str = "",
+        timeout: float | None = None,
+        timed_out: list[int] | None = None,
+    ) -> None:
+        self.timeout = timeout
+        self.timed_out = sorted(timed_out or [])
+        super().__init__(failures, results, note)
+
+    def _headline(self) -> str:
+        ranks = ", ".join(str(r) for r in self.timed_out)
+        return f"timed out after {self.timeout:g} s; rank(s) that did not finish: {ranks}"

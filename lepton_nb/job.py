@@ -1,0 +1,179 @@
+"""Work sent to a set of ranks: one message per rank, waited on with a timeout.
+
+A :class:`Job` sends code (``execute``) or a function (``apply``) to each
+selected rank, relays the ranks' output while it waits, and sorts what comes
+back into results and :class:`~lepton_nb.errors.RankFailure` objects.
+"""
+
+from __future__ import annotations
+
+import queue
+import time
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Callable, Sequence
+
+from ipyparallel import error as ipp_error
+
+from .errors import RankFailure
+from .output import RankOutput
+
+if TYPE_CHECKING:  # pragma: no cover
+    from ipyparallel import Client
+
+#: Seconds to wait for a finished rank's trailing output before giving up on it.
+OUTPUT_GRACE_S = 5.0
+
+
+@dataclass
+class JobOutcome:
+    """What came back: values of the ranks that finished, failures, and ranks still running."""
+
+    results: dict[int, Any] = field(default_factory=dict)
+    failures: dict[int, RankFailure] = field(default_factory=dict)
+    pending: list[int] = field(default_factory=list)
+
+
+def failure_from(rank: int, value: Any) -> RankFailure | None:
+    """A RankFailure if ``value`` is an ipyparallel error, else None."""
+    if isinstance(value, ipp_error.RemoteError):
+        return RankFailure(rank, value.ename or "RemoteError", str(value.evalue), value.traceback or "")
+    if isinstance(value, ipp_error.TaskAborted):
+        return RankFailure(rank, "TaskAborted", "the task was aborted before it ran")
+    if isinstance(value, (ipp_error.EngineError, ipp_error.KernelError)):
+        return RankFailure(rank, type(value).__name__, str(value))
+    return None
+
+
+class Job:
+    """Messages in flight to ranks, with their output relayed through a :class:`RankOutput`."""
+
+    def __init__(self, client: Client, output: RankOutput | None = None) -> None:
+        self.client = client
+        self.output = output
+        self.events: queue.SimpleQueue = output.events if output else queue.SimpleQueue()
+        self.futures: dict[int, Any] = {}
+        self._running: set[int] = set()
+        self._unflushed: set[int] = set()
+
+    # -- sending ---------------------------------------------------------
+    def _hook(self, rank: int) -> Callable[[Any], None]:
+        def hook(future: Any) -> None:
+            if self.output is not None:
+                future.iopub_callbacks.append(self.output.iopub_callback(rank))
+            future.add_done_callback(lambda f: self.events.put(("done", rank, None)))
+            out = getattr(future, "output", None)
+            if out is not None:
+                out.add_done_callback(lambda f: self.events.put(("idle", rank, None)))
+            else:
+                self.events.put(("idle", rank, None))
+
+        return hook
+
+    def _ident(self, engine_id: int) -> bytes:
+        idents, _ = self.client._build_targets([engine_id])
+        return idents[0]
+
+    def execute(self, engines: dict[int, int], code: str) -> Job:
+        """Send ``code`` to every rank in ``engines`` (rank -> engine id)."""
+        for rank, eid in engines.items():
+            self._running.add(rank)
+            self._unflushed.add(rank)
+            self.futures[rank] = self.client.send_execute_request(
+                self.client._mux_socket,
+                code,
+                silent=False,
+                ident=self._ident(eid),
+                message_future_hook=self._hook(rank),
+            )
+        return self
+
+    def apply(
+        self,
+        engines: dict[int, int],
+        fn: Callable[..., Any],
+        args_by_rank: dict[int, Sequence[Any]] | None = None,
+        args: Sequence[Any] = (),
+        kwargs: dict[str, Any] | None = None,
+    ) -> Job:
+        """Call ``fn`` on every rank in ``engines``; ``args_by_rank`` overrides ``args`` per rank."""
+        for rank, eid in engines.items():
+            rank_args = list(args_by_rank[rank]) if args_by_rank else list(args)
+            self._running.add(rank)
+            self._unflushed.add(rank)
+            self.futures[rank] = self.client.send_apply_request(
+                self.client._mux_socket,
+                fn,
+                rank_args,
+                dict(kwargs or {}),
+                ident=self._ident(eid),
+                message_future_hook=self._hook(rank),
+            )
+        return self
+
+    # -- waiting ---------------------------------------------------------
+    @property
+    def running(self) -> list[int]:
+        """Ranks whose reply has not come back."""
+        return sorted(self._running)
+
+    def wait(self, timeout: float | None) -> bool:
+        """Relay output until every rank replied or ``timeout`` seconds passed.
+
+        Returns True when every rank replied. Waits in short slices, so a
+        KeyboardInterrupt in the notebook is felt at once.
+        """
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while self._running:
+            remaining = 0.5 if deadline is None else deadline - time.monotonic()
+            if remaining <= 0:
+                return False
+            self._next_event(min(remaining, 0.5))
+        # the reply can overtake the last output; wait for each rank's idle
+        grace = time.monotonic() + OUTPUT_GRACE_S
+        while self._unflushed and time.monotonic() < grace:
+            self._next_event(grace - time.monotonic())
+        return True
+
+    def _next_event(self, timeout: float) -> None:
+        try:
+            kind, rank, msg = self.events.get(timeout=max(timeout, 0.0))
+        except queue.Empty:
+            return
+        if kind == "done":
+            self._running.discard(rank)
+        elif kind == "idle":
+            self._unflushed.discard(rank)
+        elif self.output is not None and rank in self.futures:
+            self.output.handle(rank, msg)
+
+    def drain(self) -> None:
+        """Relay output already queued, without waiting."""
+        while True:
+            try:
+                kind, rank, msg = self.events.get_nowait()
+            except queue.Empty:
+                break
+            if kind == "done":
+                self._running.discard(rank)
+            elif kind == "idle":
+                self._unflushed.discard(rank)
+            elif self.output is not None:
+                self.output.handle(rank, msg)
+
+    def outcome(self) -> JobOutcome:
+        """Sort the replies into results and failures; ranks without a reply are pending."""
+        out = JobOutcome(pending=self.running)
+        for rank, future in sorted(self.futures.items()):
+            if rank in self._running or not future.done():
+                continue
+            exc = future.exception()
+            value = exc if exc is not None else future.result()
+            if exc is not None and not isinstance(exc, ipp_error.KernelError):
+                out.failures[rank] = RankFailure(rank, type(exc).__name__, str(exc))
+                continue
+            failure = failure_from(rank, value)
+            if failure is not None:
+                out.failures[rank] = failure
+            else:
+                out.results[rank] = value
+        return out
