@@ -13,18 +13,20 @@ import signal
 import socket
 import time
 import uuid
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import ipyparallel as ipp
 from traitlets import Any as AnyTrait
 from traitlets import Float, HasTraits, Integer, Unicode, default, validate
 
+from . import cell
 from . import rank as rank_mod
-from .errors import ClusterError, DistributedTimeout, RankFailure, RemoteError
+from .errors import ClusterError
 from .job import Job
-from .output import RankOutput
 from .placement import Slot, backend_for, gpu_count, parse_gpus, plan
 from .rankspec import RankSpec, parse_ranks
+from .status import StatusTable, rank_rows
 
 NO_CLUSTER = "No cluster running. Start one with: %lepton_cluster start -n 2"
 
@@ -43,9 +45,7 @@ class Cluster(HasTraits):
     joins one process group (NCCL when every rank has a GPU, gloo otherwise).
     """
 
-    n = Integer(
-        None, allow_none=True, help="Number of ranks; default: the number of GPUs, else 2."
-    )
+    n = Integer(None, allow_none=True, help="Number of ranks; default: the number of GPUs, else 2.")
     gpus = AnyTrait("auto", help='"auto", "none", or a list of GPU indices such as [0, 1].')
     engine_timeout = Float(120.0, help="Seconds to wait for engines to register and join.")
     group_timeout = Float(
@@ -91,6 +91,11 @@ class Cluster(HasTraits):
     def world_size(self) -> int:
         """Number of ranks."""
         return len(self._slots)
+
+    @property
+    def slots(self) -> list[Slot]:
+        """Each rank's slot: device, physical GPU and launch environment."""
+        return list(self._slots)
 
     @property
     def placement(self) -> list[dict[str, Any]]:
@@ -256,9 +261,7 @@ class Cluster(HasTraits):
                 tail = "\n".join(str(out).strip().splitlines()[-5:])
                 if tail:
                     logs.append(f"  rank {r} engine log:\n    " + tail.replace("\n", "\n    "))
-        msg = (
-            f"engines for rank(s) {ranks} did not register within {self.engine_timeout:g} s"
-        )
+        msg = f"engines for rank(s) {ranks} did not register within {self.engine_timeout:g} s"
         return msg + ("\n" + "\n".join(logs) if logs else "")
 
     def _kill(self, ranks: list[int]) -> None:
@@ -315,12 +318,7 @@ class Cluster(HasTraits):
 
         Raises RemoteError naming each failed rank; ``err.results`` keeps the others.
         """
-        job = Job(self._require()).apply(self.engines(), fn, args=args, kwargs=kwargs)
-        job.wait(None)
-        outcome = job.outcome()
-        if outcome.failures:
-            raise RemoteError(list(outcome.failures.values()), outcome.results)
-        return [outcome.results[r] for r in sorted(outcome.results)]
+        return cell.run_function(self, fn, args, kwargs)
 
     def execute(
         self,
@@ -337,66 +335,18 @@ class Cluster(HasTraits):
         selected rank]}`` for each name in ``gather``. Raises RemoteError (or
         DistributedTimeout) with the finished ranks' gathered values in ``results``.
         """
-        client = self._require()
-        selected = self.select(ranks)
-        if backend and backend != "auto" and backend != self.backend:
-            self._switch_backend(backend)
-        output = RankOutput(stream=stream)
-        job = Job(client, output).execute(self.engines(selected), code)
-        try:
-            finished = job.wait(timeout)
-        except KeyboardInterrupt:
-            self._interrupt(job.running)
-            output.close()
-            raise
-        note = ""
-        timed_out: list[int] = []
-        if not finished:
-            timed_out = job.running
-            note = self._stop_overrunning(job)
-        output.close()
-        outcome = job.outcome()
-        failures = dict(outcome.failures)
-        for r in timed_out:
-            failures[r] = RankFailure(
-                r, "Timeout", f"did not finish within {timeout:g} s", failures.get(r, RankFailure(r, "", "")).traceback
-            )
-        ok = [r for r in selected if r not in failures]
-        values = self._gather(ok, list(gather), failures) if gather else {r: {} for r in ok}
-        if failures:
-            if timed_out:
-                raise DistributedTimeout(list(failures.values()), values, note, timeout, timed_out)
-            raise RemoteError(list(failures.values()), values, note)
-        return {name: [values[r][name] for r in selected] for name in gather}
+        return cell.run_cell(self, code, ranks, timeout, gather, stream, backend)
 
-    def _gather(
-        self, ranks: list[int], names: list[str], failures: dict[int, RankFailure]
-    ) -> dict[int, dict[str, Any]]:
-        if not ranks:
-            return {}
-        job = Job(self._require()).apply(self.engines(ranks), _pull_names, args=(names,))
-        job.wait(self.engine_timeout)
-        outcome = job.outcome()
-        failures.update(outcome.failures)
-        return dict(outcome.results)
+    def status(self) -> StatusTable:
+        """A table of every rank: engine, host, pid, device, memory used/total, state."""
+        self._require()
+        return StatusTable(rank_rows(self), f"{self.world_size} ranks, {self.backend}")
 
-    def _interrupt(self, ranks: list[int]) -> None:
+    def interrupt(self, ranks: list[int]) -> None:
+        """Send SIGINT to the engines of ``ranks`` (a KeyboardInterrupt in their running code)."""
         if ranks:
             eids = [self._engines[r]["engine_id"] for r in ranks]
             self._require().send_signal(signal.SIGINT, targets=eids, block=False)
-
-    def _stop_overrunning(self, job: Job) -> str:
-        """Interrupt ranks past their timeout; restart those that cannot be interrupted."""
-        self._interrupt(job.running)
-        job.wait(self.interrupt_grace)
-        stuck = job.running
-        if not stuck:
-            return "The ranks that did not finish were interrupted; the cluster is ready."
-        self.restart_ranks(stuck)
-        return (
-            f"Rank(s) {stuck} could not be interrupted (blocked, e.g. in a collective) and were "
-            "restarted; they rejoined the process group with empty namespaces."
-        )
 
     def restart_ranks(self, ranks: list[int]) -> None:
         """Restart several ranks at once, then re-form the group."""
@@ -404,18 +354,10 @@ class Cluster(HasTraits):
         self._launch([self._slots[r] for r in ranks])
         self._join_group()
 
-    def _switch_backend(self, backend: str) -> None:
+    def use_backend(self, backend: str) -> None:
+        """Re-form the process group with ``backend`` ("gloo" or "nccl") if it differs."""
+        if backend in ("", "auto", self.backend):
+            return
         if backend == "nccl" and backend_for(self._slots) != "nccl":
             raise ClusterError("--backend nccl needs a GPU on every rank; use gloo or auto")
         self._join_group(backend)
-
-
-def _pull_names(names: list[str]) -> dict[str, Any]:
-    """On a rank: the values of ``names`` in the user namespace."""
-    from IPython import get_ipython
-
-    ns = get_ipython().user_ns
-    missing = [n for n in names if n not in ns]
-    if missing:
-        raise NameError(f"--gather: name {missing[0]!r} is not defined on this rank")
-    return {n: ns[n] for n in names}

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import queue
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Callable, Sequence
+from typing import TYPE_CHECKING, Any
 
 from ipyparallel import error as ipp_error
 
@@ -36,7 +37,9 @@ class JobOutcome:
 def failure_from(rank: int, value: Any) -> RankFailure | None:
     """A RankFailure if ``value`` is an ipyparallel error, else None."""
     if isinstance(value, ipp_error.RemoteError):
-        return RankFailure(rank, value.ename or "RemoteError", str(value.evalue), value.traceback or "")
+        return RankFailure(
+            rank, value.ename or "RemoteError", str(value.evalue), value.traceback or ""
+        )
     if isinstance(value, ipp_error.TaskAborted):
         return RankFailure(rank, "TaskAborted", "the task was aborted before it ran")
     if isinstance(value, (ipp_error.EngineError, ipp_error.KernelError)):

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import queue
 import sys
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 
 def _publish(data: dict[str, Any], metadata: dict[str, Any] | None) -> None:

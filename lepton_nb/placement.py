@@ -8,8 +8,9 @@ is a normal case: it gets CPU engines.
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Sequence, Union
+from typing import Union
 
 GpuSpec = Union[str, Sequence[int]]
 

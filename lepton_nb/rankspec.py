@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import re
-from typing import Iterable, Union
+from collections.abc import Iterable
+from typing import Union
 
 RankSpec = Union[None, str, int, Iterable[int]]
 
@@ -31,9 +32,7 @@ def parse_ranks(spec: RankSpec, world_size: int) -> list[int]:
         for part in text.split(","):
             m = _PART.match(part)
             if not m:
-                raise ValueError(
-                    f"cannot read rank spec {spec!r}: use all, 0,2 or 1-3"
-                )
+                raise ValueError(f"cannot read rank spec {spec!r}: use all, 0,2 or 1-3")
             lo = int(m.group(1))
             hi = int(m.group(2)) if m.group(2) is not None else lo
             if hi < lo:
@@ -48,7 +47,5 @@ def parse_ranks(spec: RankSpec, world_size: int) -> list[int]:
             raise ValueError("empty rank list: use all, 0,2 or 1-3")
     bad = sorted({r for r in ranks if r < 0 or r >= world_size})
     if bad:
-        raise ValueError(
-            f"rank {bad[0]} does not exist: the cluster has ranks 0-{world_size - 1}"
-        )
+        raise ValueError(f"rank {bad[0]} does not exist: the cluster has ranks 0-{world_size - 1}")
     return sorted(set(ranks))

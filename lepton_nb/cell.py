@@ -1,0 +1,108 @@
+"""Running code on ranks: a function on every rank, or a cell's code on a selection.
+
+Both wait with a timeout, relay output, and keep the results of the ranks
+that finished when others fail.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any
+
+from .errors import DistributedTimeout, RankFailure, RemoteError
+from .job import Job
+from .output import RankOutput
+from .rankspec import RankSpec
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .cluster import Cluster
+
+
+def run_function(
+    cluster: Cluster, fn: Callable[..., Any], args: Sequence[Any], kwargs: dict[str, Any]
+) -> list[Any]:
+    """``fn(*args, **kwargs)`` on every rank; values ordered by rank, else RemoteError."""
+    job = Job(cluster.client).apply(cluster.engines(), fn, args=args, kwargs=kwargs)
+    job.wait(None)
+    outcome = job.outcome()
+    if outcome.failures:
+        raise RemoteError(list(outcome.failures.values()), outcome.results)
+    return [outcome.results[r] for r in sorted(outcome.results)]
+
+
+def run_cell(
+    cluster: Cluster,
+    code: str,
+    ranks: RankSpec = None,
+    timeout: float | None = None,
+    gather: Sequence[str] = (),
+    stream: bool = True,
+    backend: str | None = None,
+) -> dict[str, list[Any]]:
+    """Run ``code`` on the selected ranks; return ``{name: [value per rank]}`` for ``gather``."""
+    selected = cluster.select(ranks)
+    if backend:
+        cluster.use_backend(backend)
+    output = RankOutput(stream=stream)
+    job = Job(cluster.client, output).execute(cluster.engines(selected), code)
+    try:
+        finished = job.wait(timeout)
+    except KeyboardInterrupt:
+        cluster.interrupt(job.running)
+        output.close()
+        raise
+    note = ""
+    timed_out: list[int] = []
+    if not finished:
+        timed_out = job.running
+        note = _stop_overrunning(cluster, job)
+    output.close()
+    failures = dict(job.outcome().failures)
+    for r in timed_out:
+        tb = failures[r].traceback if r in failures else ""
+        failures[r] = RankFailure(r, "Timeout", f"did not finish within {timeout:g} s", tb)
+    ok = [r for r in selected if r not in failures]
+    values = _gather(cluster, ok, list(gather), failures) if gather else {r: {} for r in ok}
+    if failures:
+        if timed_out:
+            raise DistributedTimeout(list(failures.values()), values, note, timeout, timed_out)
+        raise RemoteError(list(failures.values()), values, note)
+    return {name: [values[r][name] for r in selected] for name in gather}
+
+
+def _gather(
+    cluster: Cluster, ranks: list[int], names: list[str], failures: dict[int, RankFailure]
+) -> dict[int, dict[str, Any]]:
+    """Pull ``names`` from each of ``ranks``; a rank missing a name becomes a failure."""
+    if not ranks:
+        return {}
+    job = Job(cluster.client).apply(cluster.engines(ranks), pull_names, args=(names,))
+    job.wait(cluster.engine_timeout)
+    outcome = job.outcome()
+    failures.update(outcome.failures)
+    return dict(outcome.results)
+
+
+def _stop_overrunning(cluster: Cluster, job: Job) -> str:
+    """Interrupt ranks past their timeout; restart those that cannot be interrupted."""
+    cluster.interrupt(job.running)
+    job.wait(cluster.interrupt_grace)
+    stuck = job.running
+    if not stuck:
+        return "The ranks that did not finish were interrupted; the cluster is ready."
+    cluster.restart_ranks(stuck)
+    return (
+        f"Rank(s) {stuck} could not be interrupted (blocked, e.g. in a collective) and were "
+        "restarted; they rejoined the process group with empty namespaces."
+    )
+
+
+def pull_names(names: list[str]) -> dict[str, Any]:
+    """On a rank: the values of ``names`` in the user namespace."""
+    from IPython import get_ipython
+
+    ns = get_ipython().user_ns
+    missing = [n for n in names if n not in ns]
+    if missing:
+        raise NameError(f"--gather: name {missing[0]!r} is not defined on this rank")
+    return {n: ns[n] for n in names}

@@ -1,0 +1,91 @@
+"""The ``%lepton_cluster`` line magic and the ``%%lepton_distributed`` cell magic."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from IPython.core.error import UsageError
+from IPython.core.magic import Magics, cell_magic, line_magic, magics_class, no_var_expand
+from IPython.display import display
+
+from ..cluster import NO_CLUSTER, Cluster, get_cluster
+from ..errors import ClusterError
+from ..placement import gpu_count
+from .args import cluster_args, distributed_args, parse_cluster_line, parse_distributed_line
+
+ALREADY_RUNNING = (
+    "A cluster is already running ({n} ranks). Resize it with: %lepton_cluster scale N, "
+    "or stop it first with: %lepton_cluster stop"
+)
+NO_CLUSTER_STATUS = "No cluster running. Start one with: %lepton_cluster start -n 2"
+
+
+def _running() -> Cluster:
+    cluster = get_cluster()
+    if cluster is None or not cluster.running:
+        raise UsageError(NO_CLUSTER)
+    return cluster
+
+
+@magics_class
+class LeptonMagics(Magics):
+    """Magics that drive a lepton_nb cluster from the notebook."""
+
+    @line_magic
+    def lepton_cluster(self, line: str) -> Any:
+        cluster = get_cluster()
+        running = cluster is not None and cluster.running
+        world = cluster.world_size if running else None
+        gpus = gpu_count() if "--gpus" in line else 0
+        cmd = parse_cluster_line(line, gpus, world)
+        if cmd.action == "start":
+            if running:
+                raise UsageError(ALREADY_RUNNING.format(n=world))
+            label = f"{cmd.n} " if cmd.n else ""
+            print(f"Starting {label}ranks (gpus={cmd.gpus}) ...", flush=True)
+            try:
+                cluster = Cluster(n=cmd.n, gpus=cmd.gpus).start()
+            except ClusterError as e:
+                raise UsageError(f"The cluster did not start: {e}") from None
+            display(cluster.status())
+            return None
+        if not running:
+            if cmd.action in ("status", "stop"):
+                print(NO_CLUSTER_STATUS)
+                return None
+            raise UsageError(NO_CLUSTER)
+        assert cluster is not None
+        if cmd.action == "status":
+            display(cluster.status())
+        elif cmd.action == "stop":
+            cluster.stop()
+            print(f"Stopped {world} ranks.")
+        elif cmd.action == "scale":
+            print(f"Scaling from {world} to {cmd.n} ranks ...", flush=True)
+            cluster.scale(cmd.n or 1)
+            display(cluster.status())
+        elif cmd.action == "restart":
+            which = "all ranks" if cmd.rank is None else f"rank {cmd.rank}"
+            print(f"Restarting {which} ...", flush=True)
+            cluster.restart(cmd.rank)
+            display(cluster.status())
+        return None
+
+    @no_var_expand
+    @cell_magic
+    def lepton_distributed(self, line: str, cell: str) -> None:
+        cluster = _running()
+        gpu_ranks = all(s.gpu is not None for s in cluster.slots)
+        opts = parse_distributed_line(line, cluster.world_size, gpu_ranks)
+        gathered = cluster.execute(
+            cell,
+            ranks=opts.ranks,
+            timeout=opts.timeout,
+            gather=opts.gather,
+            stream=opts.stream,
+            backend=opts.backend,
+        )
+        self.shell.user_ns.update(gathered)
+
+    lepton_cluster.__doc__ = cluster_args.__doc__
+    lepton_distributed.__doc__ = distributed_args.__doc__
