@@ -30,12 +30,15 @@ from .status import StatusTable, rank_rows
 
 NO_CLUSTER = "No cluster running. Start one with: %lepton_cluster start -n 2"
 
-_active: Cluster | None = None
+_started: list[Cluster] = []
 
 
 def get_cluster() -> Cluster | None:
     """The cluster that the magics use: the last one started and not stopped, else None."""
-    return _active
+    for cluster in reversed(_started):
+        if cluster.running:
+            return cluster
+    return None
 
 
 class Cluster(HasTraits):
@@ -135,7 +138,6 @@ class Cluster(HasTraits):
 
         Returns self. Raises ClusterError saying what failed.
         """
-        global _active
         if self.running:
             return self
         try:
@@ -159,14 +161,13 @@ class Cluster(HasTraits):
         except BaseException:
             self.stop()
             raise
-        _active = self
+        _started.append(self)
         return self
 
     def stop(self) -> None:
         """Stop every engine and the controller. Safe to call twice."""
-        global _active
-        if _active is self:
-            _active = None
+        if self in _started:
+            _started.remove(self)
         client, self._client = self._client, None
         if client is not None:
             try:
