@@ -10,7 +10,7 @@ from typing import Any
 
 from .cluster import Cluster, get_cluster
 from .errors import ClusterError, DistributedTimeout, RankFailure, RemoteError
-from .rank import get_device, local_rank, rank, world_size
+from .engine import get_device, local_rank, rank, world_size
 
 __version__ = "0.1.0"
 

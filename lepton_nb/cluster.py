@@ -21,7 +21,7 @@ from traitlets import Any as AnyTrait
 from traitlets import Float, HasTraits, Integer, Unicode, default, validate
 
 from . import cell
-from . import rank as rank_mod
+from . import engine
 from .errors import ClusterError
 from .job import Job
 from .placement import Slot, backend_for, gpu_count, parse_gpus, plan
@@ -237,7 +237,7 @@ class Cluster(HasTraits):
         while True:
             new = [e for e in self._client.ids if e not in known]
             if new:
-                found = self._client.direct_view(new).apply_async(rank_mod.identify)
+                found = self._client.direct_view(new).apply_async(engine.identify)
                 ids = found.get(timeout=max(1.0, deadline - time.monotonic()))
                 for eid, info in zip(new, ids):
                     known.add(eid)
@@ -291,7 +291,7 @@ class Cluster(HasTraits):
         master_host = self._engines[0]["host"]
         same_host = all(self._engines[r]["host"] == master_host for r in range(ws))
         addr = "127.0.0.1" if same_host else self._engines[0]["addr"]
-        port = client[self._engines[0]["engine_id"]].apply_sync(rank_mod.free_port)
+        port = client[self._engines[0]["engine_id"]].apply_sync(engine.free_port)
         hosts: dict[str, int] = {}
         args = {}
         for r in range(ws):
@@ -299,7 +299,7 @@ class Cluster(HasTraits):
             local = hosts.get(host, 0)
             hosts[host] = local + 1
             args[r] = (r, ws, local, addr, port, backend, self.group_timeout)
-        job = Job(client).apply(self.engines(), rank_mod.join_group, args_by_rank=args)
+        job = Job(client).apply(self.engines(), engine.join_group, args_by_rank=args)
         if not job.wait(self.engine_timeout):
             raise ClusterError(
                 f"rank(s) {job.running} did not join the {backend} process group "

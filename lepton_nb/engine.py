@@ -1,4 +1,4 @@
-"""What a rank knows about itself. These run on the engines.
+"""What a rank knows about itself, and how its engine joins the group. Runs on the engines.
 
 Inside ``cluster.run(fn)`` or a ``%%lepton_distributed`` cell::
 
