@@ -9,8 +9,8 @@ from __future__ import annotations
 from typing import Any
 
 from .cluster import Cluster, get_cluster
-from .errors import ClusterError, DistributedTimeout, RankFailure, RemoteError
 from .engine import get_device, local_rank, rank, world_size
+from .errors import ClusterError, DistributedTimeout, RankFailure, RemoteError
 
 __version__ = "0.1.0"
 

@@ -20,8 +20,7 @@ import ipyparallel as ipp
 from traitlets import Any as AnyTrait
 from traitlets import Float, HasTraits, Integer, Unicode, default, validate
 
-from . import cell
-from . import engine
+from . import cell, engine
 from .errors import ClusterError
 from .job import Job
 from .placement import Slot, backend_for, gpu_count, parse_gpus, plan
@@ -180,8 +179,36 @@ class Cluster(HasTraits):
                 self._ipp.stop_cluster_sync()
             except Exception as e:  # the cluster is going away regardless
                 logging.getLogger(__name__).debug("stopping cluster: %s", e)
+            self._remove_runtime_files()
             self._ipp = None
         self._engines.clear()
+
+    def _runtime_files(self) -> list[str]:
+        """This cluster's files in the ipyparallel profile (connection info, logs)."""
+        if self._ipp is None:
+            return []
+        cid = self._ipp.cluster_id
+        found = []
+        for sub in ("security", "log"):
+            folder = os.path.join(self._ipp.profile_dir, sub)
+            if os.path.isdir(folder):
+                found += [os.path.join(folder, f) for f in os.listdir(folder) if cid in f]
+        return found
+
+    def _secure_runtime_files(self) -> None:
+        """Make this cluster's runtime files readable by their owner only (0600)."""
+        for path in self._runtime_files():
+            try:
+                os.chmod(path, 0o600)
+            except OSError:
+                pass
+
+    def _remove_runtime_files(self) -> None:
+        for path in self._runtime_files():
+            try:
+                os.remove(path)
+            except OSError:
+                pass
 
     def scale(self, n: int) -> Cluster:
         """Grow or shrink to ``n`` ranks; every rank then rejoins one process group."""
@@ -245,6 +272,7 @@ class Cluster(HasTraits):
                         self._engines[info["rank"]].update(info, engine_id=eid)
                         wanted.discard(info["rank"])
             if not wanted:
+                self._secure_runtime_files()
                 return
             if time.monotonic() > deadline:
                 raise ClusterError(self._startup_failure(sorted(wanted)))

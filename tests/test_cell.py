@@ -76,13 +76,18 @@ def test_output_arrives_while_the_cell_runs(cluster, capfd):
 
 
 def test_rich_display_output_comes_back(cluster, capfd):
-    cluster.execute("from IPython.display import display, Markdown\ndisplay(Markdown('**bold**'))", ranks="0")
+    cluster.execute(
+        "from IPython.display import display, Markdown\ndisplay(Markdown('**bold**'))", ranks="0"
+    )
     out = capfd.readouterr().out
     assert "[rank 0]" in out and "Markdown" in out
 
 
 def test_no_stream_prints_after_the_cell_grouped_by_rank(cluster, capfd):
-    cluster.execute("import time\nprint('a', rank)\ntime.sleep(0.3 * (1 - rank))\nprint('b', rank)", stream=False)
+    cluster.execute(
+        "import time\nprint('a', rank)\ntime.sleep(0.3 * (1 - rank))\nprint('b', rank)",
+        stream=False,
+    )
     lines = capfd.readouterr().out.splitlines()
     assert lines == ["[rank 0] a 0", "[rank 0] b 0", "[rank 1] a 1", "[rank 1] b 1"]
 
@@ -110,7 +115,9 @@ def test_gather_of_an_undefined_name_names_rank_and_name(cluster):
 def test_timeout_interrupts_and_the_next_cell_works(cluster):
     start = time.monotonic()
     with pytest.raises(DistributedTimeout) as info:
-        cluster.execute("import time\nz = rank\nif rank == 1:\n    time.sleep(60)", timeout=1.5, gather=["z"])
+        cluster.execute(
+            "import time\nz = rank\nif rank == 1:\n    time.sleep(60)", timeout=1.5, gather=["z"]
+        )
     assert time.monotonic() - start < 15
     err = info.value
     assert err.timed_out == [1] and "did not finish: 1" in str(err)
@@ -122,7 +129,9 @@ def test_timeout_interrupts_and_the_next_cell_works(cluster):
 @pytest.mark.slow
 def test_timeout_in_a_stuck_collective_restarts_the_rank_and_it_rejoins(cluster):
     pid_before = cluster.placement[0]["pid"]
-    code = "import torch, torch.distributed as dist\nif rank == 0:\n    dist.all_reduce(torch.ones(1))"
+    code = (
+        "import torch, torch.distributed as dist\nif rank == 0:\n    dist.all_reduce(torch.ones(1))"
+    )
     with pytest.raises(DistributedTimeout) as info:
         cluster.execute(code, timeout=1.5)
     assert info.value.timed_out == [0]

@@ -32,7 +32,9 @@ def test_lepton_kernel_runs_a_distributed_notebook(tmp_path):
         nbformat.v4.new_code_cell("print(total)"),
         nbformat.v4.new_code_cell("%lepton_cluster stop"),
     ]
-    client = NotebookClient(nb, kernel_name="lepton", timeout=180, resources={"metadata": {"path": str(tmp_path)}})
+    client = NotebookClient(
+        nb, kernel_name="lepton", timeout=180, resources={"metadata": {"path": str(tmp_path)}}
+    )
     client.execute()
 
     def text(cell):

@@ -65,7 +65,9 @@ def test_distributed_defaults_and_options():
         "auto",
         True,
     )
-    opts = parse_distributed_line("--ranks 1-2 --timeout 2.5 --gather a,b --backend gloo --no-stream", 4)
+    opts = parse_distributed_line(
+        "--ranks 1-2 --timeout 2.5 --gather a,b --backend gloo --no-stream", 4
+    )
     assert (opts.ranks, opts.timeout, opts.gather, opts.backend, opts.stream) == (
         [1, 2],
         2.5,
@@ -99,11 +101,45 @@ def test_distributed_line_errors(line, message):
 
 
 _tokens = st.sampled_from(
-    ["start", "stop", "status", "scale", "restart", "-n", "--gpus", "--ranks", "--timeout",
-     "--gather", "--backend", "--no-stream", "-h", "--help", "all", "none", "auto", "0", "1",
-     "-1", "2-1", "0,1", "1e9", "nan", "inf", "x", "'", '"', "=", ",", "--", "nccl", "gloo"]
+    [
+        "start",
+        "stop",
+        "status",
+        "scale",
+        "restart",
+        "-n",
+        "--gpus",
+        "--ranks",
+        "--timeout",
+        "--gather",
+        "--backend",
+        "--no-stream",
+        "-h",
+        "--help",
+        "all",
+        "none",
+        "auto",
+        "0",
+        "1",
+        "-1",
+        "2-1",
+        "0,1",
+        "1e9",
+        "nan",
+        "inf",
+        "x",
+        "'",
+        '"',
+        "=",
+        ",",
+        "--",
+        "nccl",
+        "gloo",
+    ]
 )
-_lines = st.one_of(st.text(max_size=30), st.lists(_tokens | st.text(max_size=6), max_size=6).map(" ".join))
+_lines = st.one_of(
+    st.text(max_size=30), st.lists(_tokens | st.text(max_size=6), max_size=6).map(" ".join)
+)
 
 
 @settings(max_examples=600, suppress_health_check=[HealthCheck.too_slow], deadline=None)

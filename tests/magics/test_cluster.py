@@ -36,7 +36,9 @@ def test_every_magic_has_help(ip):
 
 
 def test_distributed_without_a_cluster_says_what_to_type(ip, no_cluster):
-    with pytest.raises(UsageError, match=r"No cluster running. Start one with: %lepton_cluster start -n 2"):
+    with pytest.raises(
+        UsageError, match=r"No cluster running. Start one with: %lepton_cluster start -n 2"
+    ):
         ip.run_cell_magic("lepton_distributed", "", "x = 1")
     with pytest.raises(UsageError, match="No cluster running"):
         ip.run_line_magic("lepton_cluster", "scale 2")
@@ -67,7 +69,9 @@ def test_streamed_output_in_the_shell(ip_cluster, capfd):
 
 
 def test_remote_error_shows_each_traceback_once_and_keeps_results(ip_cluster, capfd):
-    result = ip_cluster.run_cell("%%lepton_distributed --gather g\ng = rank\nif rank == 0:\n    raise ZeroDivisionError('zero')")
+    result = ip_cluster.run_cell(
+        "%%lepton_distributed --gather g\ng = rank\nif rank == 0:\n    raise ZeroDivisionError('zero')"
+    )
     err = result.error_in_exec
     assert isinstance(err, lepton_nb.RemoteError)
     assert err.ranks == [0] and err.results == {1: {"g": 1}}
