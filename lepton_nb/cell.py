@@ -23,11 +23,28 @@ def run_function(
 ) -> list[Any]:
     """``fn(*args, **kwargs)`` on every rank; values ordered by rank, else RemoteError."""
     job = Job(cluster.client).apply(cluster.engines(), fn, args=args, kwargs=kwargs)
-    job.wait(None)
+    try:
+        job.wait(None)
+    except KeyboardInterrupt:
+        cluster.interrupt(job.running)
+        raise
     outcome = job.outcome()
     if outcome.failures:
-        raise RemoteError(list(outcome.failures.values()), outcome.results)
+        note = _revive_dead(cluster, outcome.failures)
+        raise RemoteError(list(outcome.failures.values()), outcome.results, note)
     return [outcome.results[r] for r in sorted(outcome.results)]
+
+
+def _revive_dead(cluster: Cluster, failures: dict[int, RankFailure]) -> str:
+    """Restart ranks whose engine died during the job; say so."""
+    dead = sorted(r for r, f in failures.items() if f.ename == "EngineError")
+    if not dead:
+        return ""
+    cluster.restart_ranks(dead)
+    return (
+        f"Rank(s) {dead} died (their engine exited) and were restarted; they rejoined the "
+        "process group with empty namespaces."
+    )
 
 
 def run_cell(
@@ -58,6 +75,7 @@ def run_cell(
         note = _stop_overrunning(cluster, job)
     output.close()
     failures = dict(job.outcome().failures)
+    note = " ".join(filter(None, [note, _revive_dead(cluster, failures)]))
     for r in timed_out:
         tb = failures[r].traceback if r in failures else ""
         failures[r] = RankFailure(r, "Timeout", f"did not finish within {timeout:g} s", tb)

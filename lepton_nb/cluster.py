@@ -17,8 +17,9 @@ from collections.abc import Callable
 from typing import Any
 
 import ipyparallel as ipp
+from tqdm.auto import tqdm
 from traitlets import Any as AnyTrait
-from traitlets import Float, HasTraits, Integer, Unicode, default, validate
+from traitlets import Bool, Float, HasTraits, Integer, Unicode, default, validate
 
 from . import cell, engine
 from .errors import ClusterError
@@ -28,6 +29,11 @@ from .rankspec import RankSpec, parse_ranks
 from .status import StatusTable, rank_rows
 
 NO_CLUSTER = "No cluster running. Start one with: %lepton_cluster start -n 2"
+
+DEAD_RANK = (
+    "Rank {rank}'s engine is gone. Restart it with: %lepton_cluster restart {rank} "
+    "(or cluster.restart({rank}))"
+)
 
 _started: list[Cluster] = []
 
@@ -56,6 +62,7 @@ class Cluster(HasTraits):
     interrupt_grace = Float(
         3.0, help="Seconds a timed-out rank has to stop after SIGINT before it is restarted."
     )
+    progress = Bool(True, help="Show a progress bar while engines start.")
     backend = Unicode("", help="Process-group backend in use: nccl or gloo (set by start).")
 
     def __init__(self, n: int | None = None, gpus: Any = "auto", **kwargs: Any) -> None:
@@ -115,9 +122,13 @@ class Cluster(HasTraits):
         ]
 
     def engines(self, ranks: RankSpec = None) -> dict[int, int]:
-        """rank -> ipyparallel engine id, for the selected ranks."""
-        self._require()
-        return {r: self._engines[r]["engine_id"] for r in self.select(ranks)}
+        """rank -> ipyparallel engine id, for the selected ranks; refuses ranks whose engine is gone."""
+        alive = set(self._require().ids)
+        chosen = {r: self._engines[r]["engine_id"] for r in self.select(ranks)}
+        dead = [r for r, eid in chosen.items() if eid not in alive]
+        if dead:
+            raise ClusterError(DEAD_RANK.format(rank=dead[0]))
+        return chosen
 
     def select(self, ranks: RankSpec) -> list[int]:
         """Validate a rank selection (``None``, ``"all"``, ``"0,2"``, ``"1-3"``, ints)."""
@@ -261,6 +272,23 @@ class Cluster(HasTraits):
             self._engines[s.rank] = {"set": set_id, "engine_id": None}
         wanted = {s.rank for s in slots}
         deadline = time.monotonic() + self.engine_timeout
+        bar = tqdm(
+            total=len(slots),
+            desc="engines registered",
+            unit="rank",
+            leave=False,
+            disable=not self.progress,
+        )
+        try:
+            self._await_registration(known, wanted, deadline, bar)
+        finally:
+            bar.close()
+        self._secure_runtime_files()
+
+    def _await_registration(
+        self, known: set[int], wanted: set[int], deadline: float, bar: Any
+    ) -> None:
+        assert self._client is not None
         while True:
             new = [e for e in self._client.ids if e not in known]
             if new:
@@ -271,8 +299,8 @@ class Cluster(HasTraits):
                     if info["rank"] in wanted:
                         self._engines[info["rank"]].update(info, engine_id=eid)
                         wanted.discard(info["rank"])
+                        bar.update(1)
             if not wanted:
-                self._secure_runtime_files()
                 return
             if time.monotonic() > deadline:
                 raise ClusterError(self._startup_failure(sorted(wanted)))
@@ -319,7 +347,8 @@ class Cluster(HasTraits):
         master_host = self._engines[0]["host"]
         same_host = all(self._engines[r]["host"] == master_host for r in range(ws))
         addr = "127.0.0.1" if same_host else self._engines[0]["addr"]
-        port = client[self._engines[0]["engine_id"]].apply_sync(engine.free_port)
+        on_rank0 = client[self._engines[0]["engine_id"]].apply_async(engine.free_port)
+        port = on_rank0.get(timeout=self.engine_timeout)
         hosts: dict[str, int] = {}
         args = {}
         for r in range(ws):

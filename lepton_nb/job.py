@@ -21,6 +21,11 @@ from .output import RankOutput
 if TYPE_CHECKING:  # pragma: no cover
     from ipyparallel import Client
 
+# _send_on_stream: requests go through the client's ZMQStream, never its raw
+# socket. A send on the raw DEALER socket can swallow the edge-triggered
+# notification that a reply is waiting, and the reply then sits unread
+# (seen in a kernel as a cell that never finishes).
+
 #: Seconds to wait for a finished rank's trailing output before giving up on it.
 OUTPUT_GRACE_S = 5.0
 
@@ -82,7 +87,7 @@ class Job:
             self._running.add(rank)
             self._unflushed.add(rank)
             self.futures[rank] = self.client.send_execute_request(
-                self.client._mux_socket,
+                self.client._mux_stream,  # as DirectView does; see _send_on_stream
                 code,
                 silent=False,
                 ident=self._ident(eid),
@@ -104,7 +109,7 @@ class Job:
             self._running.add(rank)
             self._unflushed.add(rank)
             self.futures[rank] = self.client.send_apply_request(
-                self.client._mux_socket,
+                self.client._mux_stream,  # as DirectView does; see _send_on_stream
                 fn,
                 rank_args,
                 dict(kwargs or {}),

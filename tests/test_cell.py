@@ -151,3 +151,40 @@ def test_backend_switch_rejects_nccl_without_gpus(cluster):
     with pytest.raises(ClusterError, match="nccl needs a GPU on every rank"):
         cluster.execute("pass", backend="nccl")
     assert cluster.execute("q = 1", backend="gloo", gather=["q"]) == {"q": [1, 1]}
+
+
+@pytest.mark.slow
+def test_a_rank_that_dies_is_named_restarted_and_the_next_cell_works(cluster):
+    with pytest.raises(RemoteError) as info:
+        cluster.execute(
+            "import os\nx = rank\nif rank == 1:\n    os._exit(3)", gather=["x"], timeout=60
+        )
+    err = info.value
+    assert err.ranks == [1] and err.failures[0].ename == "EngineError"
+    assert "died" in err.note and "restarted" in err.note
+    assert err.results == {0: {"x": 0}}
+    assert cluster.execute(
+        "import torch, torch.distributed as dist\nt = torch.ones(1)\ndist.all_reduce(t)\nv = t.item()",
+        gather=["v"],
+    ) == {"v": [2.0, 2.0]}
+
+
+@pytest.mark.slow
+def test_a_rank_killed_between_cells_shows_dead_and_is_refused_until_restarted(cluster):
+    import os
+    import signal
+
+    from lepton_nb import ClusterError
+
+    os.kill(cluster.placement[1]["pid"], signal.SIGKILL)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and cluster.status().rows[1]["state"] != "dead":
+        time.sleep(0.1)
+    assert cluster.status().rows[1]["state"] == "dead"
+    with pytest.raises(
+        ClusterError, match=r"Rank 1's engine is gone. Restart it with: %lepton_cluster restart 1"
+    ):
+        cluster.execute("pass")
+    cluster.restart(1)
+    assert [r["state"] for r in cluster.status().rows] == ["idle", "idle"]
+    assert cluster.execute("w = world_size", gather=["w"]) == {"w": [2, 2]}

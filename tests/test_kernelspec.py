@@ -30,6 +30,25 @@ def test_lepton_kernel_runs_a_distributed_notebook(tmp_path):
             "total = t.item()"
         ),
         nbformat.v4.new_code_cell("print(total)"),
+        # regression: replies once sat unread in the kernel after a failing cell
+        nbformat.v4.new_code_cell(
+            "import lepton_nb\n"
+            "from lepton_nb.job import Job\n"
+            "c = lepton_nb.get_cluster()\n"
+            "def whoami():\n"
+            "    import lepton_nb\n"
+            "    return lepton_nb.rank()\n"
+            "for i in range(60):\n"
+            "    try:\n"
+            "        c.execute('ok = rank\\nif rank == 1:\\n    raise ValueError(1)', gather=['ok'], timeout=20)\n"
+            "    except lepton_nb.DistributedTimeout:\n"
+            "        raise\n"
+            "    except lepton_nb.RemoteError:\n"
+            "        pass\n"
+            "    job = Job(c.client).apply(c.engines(), whoami)\n"
+            "    assert job.wait(20), f'replies did not arrive in round {i}'\n"
+            "print('60 rounds')"
+        ),
         nbformat.v4.new_code_cell("%lepton_cluster stop"),
     ]
     client = NotebookClient(
@@ -44,4 +63,5 @@ def test_lepton_kernel_runs_a_distributed_notebook(tmp_path):
     assert text(nb.cells[0]).strip() == sys.executable
     assert "[rank 0] sum is 3.0" in text(nb.cells[2]) and "[rank 1] sum is 3.0" in text(nb.cells[2])
     assert text(nb.cells[3]).strip() == "[3.0, 3.0]"
-    assert "Stopped 2 ranks." in text(nb.cells[4])
+    assert text(nb.cells[4]).strip() == "60 rounds"
+    assert "Stopped 2 ranks." in text(nb.cells[5])
