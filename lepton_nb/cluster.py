@@ -65,8 +65,24 @@ class Cluster(HasTraits):
     progress = Bool(True, help="Show a progress bar while engines start.")
     backend = Unicode("", help="Process-group backend in use: nccl or gloo (set by start).")
 
-    def __init__(self, n: int | None = None, gpus: Any = "auto", **kwargs: Any) -> None:
-        super().__init__(n=n, gpus=gpus, **kwargs)
+    def __init__(
+        self,
+        n: int | None = None,
+        gpus: Any = "auto",
+        *,
+        engine_timeout: float = 120.0,
+        group_timeout: float = 1800.0,
+        interrupt_grace: float = 3.0,
+        progress: bool = True,
+    ) -> None:
+        super().__init__(
+            n=n,
+            gpus=gpus,
+            engine_timeout=engine_timeout,
+            group_timeout=group_timeout,
+            interrupt_grace=interrupt_grace,
+            progress=progress,
+        )
         self._ipp: ipp.Cluster | None = None
         self._client: ipp.Client | None = None
         self._slots: list[Slot] = []
