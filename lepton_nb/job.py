@@ -154,20 +154,6 @@ class Job:
         elif self.output is not None and rank in self.futures:
             self.output.handle(rank, msg)
 
-    def drain(self) -> None:
-        """Relay output already queued, without waiting."""
-        while True:
-            try:
-                kind, rank, msg = self.events.get_nowait()
-            except queue.Empty:
-                break
-            if kind == "done":
-                self._running.discard(rank)
-            elif kind == "idle":
-                self._unflushed.discard(rank)
-            elif self.output is not None:
-                self.output.handle(rank, msg)
-
     def outcome(self) -> JobOutcome:
         """Sort the replies into results and failures; ranks without a reply are pending."""
         out = JobOutcome(pending=self.running)
