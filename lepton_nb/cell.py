@@ -22,6 +22,7 @@ def run_function(
     cluster: Cluster, fn: Callable[..., Any], args: Sequence[Any], kwargs: dict[str, Any]
 ) -> list[Any]:
     """``fn(*args, **kwargs)`` on every rank; values ordered by rank, else RemoteError."""
+    cluster.transfer.wait_sent()
     job = Job(cluster.client).apply(cluster.engines(), fn, args=args, kwargs=kwargs)
     try:
         job.wait(None)
@@ -60,6 +61,7 @@ def run_cell(
     selected = cluster.select(ranks)
     if backend:
         cluster.use_backend(backend)
+    cluster.transfer.wait_sent()  # values pushed without blocking arrive first
     output = RankOutput(stream=stream)
     job = Job(cluster.client, output).execute(cluster.engines(selected), code)
     try:

@@ -27,6 +27,7 @@ from .job import Job
 from .placement import Slot, backend_for, gpu_count, parse_gpus, plan
 from .rankspec import RankSpec, parse_ranks
 from .status import StatusTable, rank_rows
+from .transfer import PushFuture, Transfer
 
 NO_CLUSTER = "No cluster running. Start one with: %lepton_cluster start -n 2"
 
@@ -89,6 +90,7 @@ class Cluster(HasTraits):
         self._gpu_list: list[int] | None = None
         self._engines: dict[int, dict[str, Any]] = {}  # rank -> engine_id, set, host, addr, pid
         self._token = uuid.uuid4().hex[:8]
+        self.transfer = Transfer(self)
 
     @validate("n")
     def _check_n(self, proposal: Any) -> Any:
@@ -194,6 +196,7 @@ class Cluster(HasTraits):
         """Stop every engine and the controller. Safe to call twice."""
         if self in _started:
             _started.remove(self)
+        self.transfer.close()
         client, self._client = self._client, None
         if client is not None:
             try:
@@ -411,6 +414,34 @@ class Cluster(HasTraits):
         """
         return cell.run_cell(self, code, ranks, timeout, gather, stream, backend)
 
+    # -- data movement --------------------------------------------------------
+    def push(
+        self,
+        values: dict[str, Any],
+        ranks: RankSpec = None,
+        block: bool = True,
+        compression: str | None = None,
+    ) -> PushFuture | None:
+        """Bind ``values`` (name -> value) on the ranks; unchanged arrays send only their hash.
+
+        Same host: large arrays are shared copy-on-write. Other hosts: compressed
+        bytes (lz4; ``compression="zstd"``, or lossy ``"fp16"`` / ``"int8"``).
+        ``block=False`` returns a future; the ranks' next cells see the values.
+        """
+        return self.transfer.push(values, ranks, block, compression)
+
+    def pull(self, name: str, rank: int = 0) -> Any:
+        """The value of ``name`` on ``rank``."""
+        return self.transfer.pull(name, rank)
+
+    def scatter(self, name: str, value: Any, axis: int = 0) -> None:
+        """Shard an array or CPU tensor across ranks along ``axis``; rank r gets its slice."""
+        self.transfer.scatter(name, value, axis)
+
+    def cache_info(self) -> dict[str, int]:
+        """Push cache figures: hits, misses, bytes_sent, bytes_saved, shared_bytes."""
+        return self.transfer.cache_info()
+
     def status(self) -> StatusTable:
         """A table of every rank: engine, host, pid, device, memory used/total, state."""
         self._require()
@@ -424,6 +455,8 @@ class Cluster(HasTraits):
 
     def restart_ranks(self, ranks: list[int]) -> None:
         """Restart several ranks at once, then re-form the group."""
+        for r in ranks:
+            self.transfer.forget_rank(r)
         self._kill(ranks)
         self._launch([self._slots[r] for r in ranks])
         self._join_group()

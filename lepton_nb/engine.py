@@ -48,7 +48,8 @@ def get_device() -> Any:
 
 def identify() -> dict[str, Any]:
     """Where this engine runs: its rank (from its launch environment), host, address and pid."""
-    host = socket.gethostname()
+    # LEPTON_ENGINE_HOST: the host name engines report (containers, NAT, tests)
+    host = os.environ.get("LEPTON_ENGINE_HOST") or socket.gethostname()
     try:
         addr = socket.gethostbyname(host)
     except OSError:

@@ -1,0 +1,75 @@
+"""What a pushed value is: a large array (shared or compressed) or a plain object.
+
+Arrays are numpy arrays and CPU torch tensors. Their content key is the
+xxh3-128 hash of their bytes, dtype and shape: equal keys mean equal values.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import xxhash
+
+
+@dataclass(frozen=True)
+class ArrayMeta:
+    """How to rebuild an array on a rank: numpy or torch, dtype and shape."""
+
+    kind: str  # "numpy" | "torch"
+    dtype: str
+    shape: tuple[int, ...]
+    nbytes: int
+
+
+def as_array(value: Any) -> tuple[np.ndarray, str] | None:
+    """A C-contiguous numpy view of ``value`` and its kind, or None if it is not an array.
+
+    CUDA tensors and object arrays are not arrays here (they travel as objects).
+    """
+    if isinstance(value, np.ndarray):
+        if value.dtype.hasobject:
+            return None
+        return np.ascontiguousarray(value), "numpy"
+    torch = _torch()
+    if torch is not None and isinstance(value, torch.Tensor):
+        if value.device.type != "cpu" or value.requires_grad or value.is_sparse:
+            return None
+        if value.dtype == torch.bfloat16:  # numpy has no bfloat16: ship the bits
+            return np.ascontiguousarray(
+                value.contiguous().view(torch.int16).numpy()
+            ), "torch:bfloat16"
+        return np.ascontiguousarray(value.contiguous().numpy()), "torch"
+    return None
+
+
+def _torch() -> Any:
+    import sys
+
+    return sys.modules.get("torch")  # only if the user already has torch loaded
+
+
+def meta_of(arr: np.ndarray, kind: str) -> ArrayMeta:
+    """The ArrayMeta of a contiguous array."""
+    return ArrayMeta(kind, arr.dtype.str, tuple(arr.shape), int(arr.nbytes))
+
+
+def content_key(arr: np.ndarray, kind: str) -> str:
+    """xxh3-128 of the bytes, dtype, shape and kind of a contiguous array."""
+    h = xxhash.xxh3_128()
+    h.update(f"{kind}|{arr.dtype.str}|{arr.shape}|".encode())
+    if arr.nbytes:
+        h.update(memoryview(arr.reshape(-1)).cast("B"))
+    return h.hexdigest()
+
+
+def rebuild(arr: np.ndarray, meta: ArrayMeta) -> Any:
+    """Turn a flat or shaped numpy buffer back into what was pushed (numpy or torch)."""
+    arr = arr.view(np.dtype(meta.dtype)).reshape(meta.shape)
+    if meta.kind == "numpy":
+        return arr
+    import torch
+
+    t = torch.from_numpy(arr)
+    return t.view(torch.bfloat16) if meta.kind == "torch:bfloat16" else t

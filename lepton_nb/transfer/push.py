@@ -1,0 +1,371 @@
+"""The notebook side of data movement: push, scatter, pull, and the content cache.
+
+Every push is one message per rank, sent on the same stream as cells, so a
+rank's next cell always sees the value. Large arrays go through a shared
+segment when the rank is on this host, or as compressed bytes when it is not
+(chosen from the placement's host). An array whose bytes have not changed
+since the last push of that name to that rank sends only its hash.
+"""
+
+from __future__ import annotations
+
+import keyword
+import socket
+import threading
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from ..errors import RemoteError
+from ..job import Job
+from . import receive, segment
+from .codec import check_codec, encode
+from .content import ArrayMeta, as_array, content_key, meta_of
+
+if TYPE_CHECKING:  # pragma: no cover
+    from ..cluster import Cluster
+
+#: Arrays at least this large (bytes) are shared or compressed, and cached by content.
+DEFAULT_THRESHOLD = 1 << 20
+#: Bytes per second assumed when sizing a push's timeout (generous on purpose).
+_SLOWEST_RATE = 20e6
+
+
+class PushFuture:
+    """A push in flight: ``done()``, ``wait(timeout)``, ``result(timeout)``."""
+
+    def __init__(self) -> None:
+        self._done = threading.Event()
+        self._sent = threading.Event()
+        self._error: BaseException | None = None
+
+    def done(self) -> bool:
+        """True once every rank has bound the values (or the push failed)."""
+        return self._done.is_set()
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Wait up to ``timeout`` seconds; True when done."""
+        return self._done.wait(timeout)
+
+    def result(self, timeout: float | None = None) -> None:
+        """Wait, then raise the push's error if it failed; TimeoutError if not done in time."""
+        if not self._done.wait(timeout):
+            raise TimeoutError(f"push not finished after {timeout} s")
+        if self._error is not None:
+            raise self._error
+
+    def _finish(self, error: BaseException | None = None) -> None:
+        self._error = error
+        self._sent.set()
+        self._done.set()
+
+    def __repr__(self) -> str:
+        state = "failed" if self._error else "done" if self.done() else "pending"
+        return f"<PushFuture {state}>"
+
+
+@dataclass
+class _Array:
+    arr: np.ndarray
+    key: str
+    meta: ArrayMeta
+
+
+@dataclass
+class _Round:
+    ops: dict[int, list[tuple]] = field(default_factory=dict)
+    local: dict[int, _Array] = field(default_factory=dict)  # id -> array for the segment
+    local_users: list[tuple[int, str, int]] = field(default_factory=list)
+    cached: dict[int, dict[str, str]] = field(default_factory=dict)  # what to cache on success
+
+
+class Transfer:
+    """Push, scatter and pull for one cluster, with a per-rank content cache."""
+
+    def __init__(
+        self,
+        cluster: Cluster,
+        threshold: int = DEFAULT_THRESHOLD,
+        compression: str = "lz4",
+        shm_dir: str = segment.SHM_DIR,
+        spill_dir: str | None = None,
+    ) -> None:
+        self.cluster = cluster
+        self.threshold = threshold
+        self.compression = check_codec(compression)
+        self.shm_dir = shm_dir
+        self.spill_dir = spill_dir
+        self._cache: dict[int, dict[str, str]] = {}
+        self._stats = {"hits": 0, "misses": 0, "bytes_sent": 0, "bytes_saved": 0, "shared_bytes": 0}
+        self._lock = threading.Lock()
+        self._pending: list[PushFuture] = []
+
+    # -- public ---------------------------------------------------------------
+    def push(
+        self,
+        values: dict[str, Any],
+        ranks: Any = None,
+        block: bool = True,
+        compression: str | None = None,
+    ) -> PushFuture | None:
+        """Bind ``values`` (name -> value) on the selected ranks.
+
+        ``block=False`` returns a :class:`PushFuture` at once; the ranks' next
+        cells still see the values. ``compression`` (between hosts): lz4
+        (default), zstd, or the lossy fp16 / int8.
+        """
+        selected = self.cluster.select(ranks)
+        self._check_names(values)
+        return self._deliver({r: dict(values) for r in selected}, block, compression)
+
+    def scatter(
+        self, name: str, value: Any, axis: int = 0, block: bool = True
+    ) -> PushFuture | None:
+        """Shard an array or CPU tensor across ranks along ``axis``: rank r gets its slice."""
+        self._check_names({name: value})
+        found = as_array(value)
+        if found is None:
+            raise TypeError(
+                f"scatter needs a numpy array or CPU tensor for {name!r}, got {type(value).__name__}"
+            )
+        arr, kind = found
+        if not -arr.ndim <= axis < max(arr.ndim, 1):
+            raise ValueError(f"axis {axis} is out of range for {name!r} with shape {arr.shape}")
+        ranks = self.cluster.select(None)
+        parts = np.array_split(arr, len(ranks), axis=axis)
+        per_rank = {}
+        for r, part in zip(ranks, parts):
+            part = np.ascontiguousarray(part)
+            per_rank[r] = {name: _Tagged(part, kind)}
+        return self._deliver(per_rank, block, None)
+
+    def pull(self, name: str, rank: int = 0) -> Any:
+        """The value of ``name`` on ``rank``; NameError naming both if it is not defined there."""
+        self.wait_sent()
+        (r,) = self.cluster.select(rank)
+        job = Job(self.cluster.client).apply(
+            self.cluster.engines([r]), receive.value_of, args=(name,)
+        )
+        if not job.wait(self.cluster.engine_timeout):
+            raise TimeoutError(
+                f"rank {r} did not answer pull({name!r}) within {self.cluster.engine_timeout:g} s"
+            )
+        outcome = job.outcome()
+        if r in outcome.failures:
+            f = outcome.failures[r]
+            if f.ename == "NameError":
+                raise NameError(f"{name!r} is not defined on rank {r}")
+            raise RemoteError([f])
+        return outcome.results[r]
+
+    def cache_info(self) -> dict[str, int]:
+        """hits, misses, bytes_sent, bytes_saved, shared_bytes."""
+        with self._lock:
+            return dict(self._stats)
+
+    def wait_sent(self, timeout: float | None = None) -> None:
+        """Block until earlier non-blocking pushes are on the wire (ordering before later work)."""
+        for fut in list(self._pending):
+            fut._sent.wait(timeout)
+        self._pending = [f for f in self._pending if not f.done()]
+
+    def forget_rank(self, rank: int) -> None:
+        """A rank restarted: nothing is cached there any more."""
+        self._cache.pop(rank, None)
+
+    def close(self, timeout: float = 30.0) -> None:
+        """Wait briefly for pushes in flight; their segments are removed either way."""
+        for fut in list(self._pending):
+            fut.wait(timeout)
+        self._pending.clear()
+        self._cache.clear()
+
+    # -- internals ------------------------------------------------------------
+    @staticmethod
+    def _check_names(values: dict[str, Any]) -> None:
+        for name in values:
+            if not isinstance(name, str) or not name.isidentifier() or keyword.iskeyword(name):
+                raise ValueError(f"{name!r} is not a Python name to bind on the ranks")
+
+    def _check_picklable(self, per_rank: dict[int, dict[str, Any]]) -> None:
+        from ipyparallel.serialize import serialize_object
+
+        seen: set[int] = set()
+        for values in per_rank.values():
+            for name, value in values.items():
+                if (
+                    id(value) in seen
+                    or isinstance(value, _Tagged)
+                    or self._array(value) is not None
+                ):
+                    continue
+                seen.add(id(value))
+                try:
+                    serialize_object(value)
+                except Exception as e:
+                    raise TypeError(
+                        f"cannot send {name!r} to the ranks: {type(e).__name__}: {e}"
+                    ) from None
+
+    def _array(self, value: Any) -> tuple[np.ndarray, str] | None:
+        found = value.pair if isinstance(value, _Tagged) else as_array(value)
+        if found is None or found[0].nbytes < self.threshold:
+            return None
+        return found
+
+    def _deliver(
+        self, per_rank: dict[int, dict[str, Any]], block: bool, compression: str | None
+    ) -> PushFuture | None:
+        codec = check_codec(compression or self.compression)
+        self._check_picklable(per_rank)
+        self.wait_sent()
+        fut = PushFuture()
+        if block:
+            self._run(fut, per_rank, codec)
+            fut.result()
+            return None
+        self._pending.append(fut)
+        threading.Thread(target=self._run, args=(fut, per_rank, codec), daemon=True).start()
+        return fut
+
+    def _run(self, fut: PushFuture, per_rank: dict[int, dict[str, Any]], codec: str) -> None:
+        try:
+            stale = self._round(fut, per_rank, codec, force=set())
+            if stale:  # a rank wrote to or rebound its copy: send those for real
+                again = {r: {n: per_rank[r][n] for n in names} for r, names in stale.items()}
+                self._round(
+                    fut, again, codec, force={(r, n) for r, ns in stale.items() for n in ns}
+                )
+            fut._finish()
+        except BaseException as e:
+            fut._finish(e)
+
+    def _round(
+        self, fut: PushFuture, per_rank: dict[int, dict[str, Any]], codec: str, force: set
+    ) -> dict[int, list[str]]:
+        here = socket.gethostname()
+        hosts = {p["rank"]: p["host"] for p in self.cluster.placement}
+        described: dict[int, _Array | None] = {}
+        payloads: dict[int, dict[str, Any]] = {}
+        rnd = _Round(ops={r: [] for r in per_rank}, cached={r: {} for r in per_rank})
+        total = sum(
+            a.arr.nbytes for a in self._describe_all(per_rank, described).values() if a is not None
+        )
+        bar = tqdm(total=total, unit="B", unit_scale=True, desc="push", delay=1.0, leave=False)
+        stats = {"hits": 0, "misses": 0, "bytes_sent": 0, "bytes_saved": 0, "shared_bytes": 0}
+        segments = []
+        try:
+            for r, values in per_rank.items():
+                cache = self._cache.setdefault(r, {})
+                for name, value in values.items():
+                    info = described[id(value)]
+                    if info is None:
+                        rnd.ops[r].append(("object", name, _plain(value)))
+                        cache.pop(name, None)
+                        continue
+                    rnd.cached[r][name] = info.key
+                    if (r, name) not in force and cache.get(name) == info.key:
+                        rnd.ops[r].append(("keep", name, info.key))
+                        stats["hits"] += 1
+                        stats["bytes_saved"] += info.arr.nbytes
+                        continue
+                    stats["misses"] += 1
+                    if hosts.get(r) == here:
+                        rnd.local[id(value)] = info
+                        rnd.local_users.append((r, name, id(value)))
+                    else:
+                        if id(value) not in payloads:
+                            payloads[id(value)] = encode(info.arr, codec)
+                            bar.update(info.arr.nbytes)
+                        payload = payloads[id(value)]
+                        stats["bytes_sent"] += len(payload["data"])
+                        rnd.ops[r].append(("bytes", name, info.key, payload, info.meta))
+            if rnd.local:
+                order = list(rnd.local)
+                seg, offsets = segment.create(
+                    [rnd.local[i].arr for i in order], self.shm_dir, self.spill_dir
+                )
+                segments.append(seg)
+                where = dict(zip(order, offsets))
+                for r, name, i in rnd.local_users:
+                    info = rnd.local[i]
+                    rnd.ops[r].append(("shared", name, info.key, seg.path, where[i], info.meta))
+                shared = sum(rnd.local[i].arr.nbytes for i in order)
+                stats["bytes_sent"] += shared
+                stats["shared_bytes"] += shared
+                bar.update(shared)
+            job = Job(self.cluster.client).apply(
+                self.cluster.engines(list(per_rank)),
+                receive.receive,
+                args_by_rank={r: (ops,) for r, ops in rnd.ops.items()},
+            )
+            fut._sent.set()
+            timeout = self.cluster.engine_timeout + total / _SLOWEST_RATE
+            if not job.wait(timeout):
+                raise TimeoutError(
+                    f"rank(s) {job.running} did not bind the pushed values within {timeout:.0f} s"
+                )
+        finally:
+            for seg in segments:  # every rank has mapped it (or failed): free the name
+                seg.unlink()
+            bar.close()
+        outcome = job.outcome()
+        stale: dict[int, list[str]] = {}
+        for r, names in rnd.cached.items():
+            if r in outcome.failures:
+                self._cache.pop(r, None)
+                continue
+            self._cache.setdefault(r, {}).update(names)
+            if outcome.results.get(r):
+                stale[r] = list(outcome.results[r])
+                for n in stale[r]:
+                    self._cache[r].pop(n, None)
+                    stats["hits"] -= 1
+                    stats["bytes_saved"] -= described[id(per_rank[r][n])].arr.nbytes  # type: ignore[union-attr]
+        with self._lock:
+            for k, v in stats.items():
+                self._stats[k] += v
+        if outcome.failures:
+            raise RemoteError(list(outcome.failures.values()), outcome.results)
+        return stale
+
+    def _describe_all(
+        self, per_rank: dict[int, dict[str, Any]], described: dict[int, _Array | None]
+    ) -> dict[int, _Array | None]:
+        for values in per_rank.values():
+            for value in values.values():
+                if id(value) in described:
+                    continue
+                found = self._array(value)
+                if found is None:
+                    described[id(value)] = None
+                else:
+                    arr, kind = found
+                    described[id(value)] = _Array(arr, content_key(arr, kind), meta_of(arr, kind))
+        return described
+
+
+@dataclass
+class _Tagged:
+    """A scatter part that is already a contiguous numpy array, with the kind it came from."""
+
+    arr: np.ndarray
+    kind: str
+
+    @property
+    def pair(self) -> tuple[np.ndarray, str]:
+        return self.arr, self.kind
+
+
+__all__ = ["DEFAULT_THRESHOLD", "PushFuture", "Transfer"]
+
+
+def _plain(value: Any) -> Any:
+    """What a small scatter part is on the rank: the numpy array or torch tensor itself."""
+    if not isinstance(value, _Tagged):
+        return value
+    from .content import rebuild
+
+    return rebuild(value.arr.reshape(-1).view(np.uint8), meta_of(value.arr, value.kind))
