@@ -8,22 +8,19 @@ restarted alone and each GPU engine sees exactly one GPU before CUDA starts.
 from __future__ import annotations
 
 import logging
-import os
 import signal
-import socket
-import time
 import uuid
 from collections.abc import Callable
 from typing import Any
 
 import ipyparallel as ipp
-from tqdm.auto import tqdm
 from traitlets import Any as AnyTrait
 from traitlets import Bool, Float, HasTraits, Integer, Unicode, default, validate
 
 from . import cell, engine
 from .errors import ClusterError
 from .job import Job
+from .launch import EngineSets
 from .placement import Slot, backend_for, gpu_count, parse_gpus, plan
 from .rankspec import RankSpec, parse_ranks
 from .status import StatusTable, rank_rows
@@ -85,6 +82,7 @@ class Cluster(HasTraits):
             progress=progress,
         )
         self._ipp: ipp.Cluster | None = None
+        self._sets: EngineSets | None = None
         self._client: ipp.Client | None = None
         self._slots: list[Slot] = []
         self._gpu_list: list[int] | None = None
@@ -184,7 +182,10 @@ class Cluster(HasTraits):
         try:
             self._ipp.start_controller_sync()
             self._client = self._ipp.connect_client_sync()
-            self._launch(self._slots)
+            self._sets = EngineSets(
+                self._ipp, self._client, self._engines, self.engine_timeout, self.progress
+            )
+            self._sets.launch(self._slots)
             self._join_group()
         except BaseException:
             self.stop()
@@ -204,41 +205,17 @@ class Cluster(HasTraits):
             except Exception:
                 pass
         if self._ipp is not None:
-            self._kill(list(self._engines))
+            if self._sets is not None:
+                self._sets.kill(list(self._engines))
             try:
                 self._ipp.stop_cluster_sync()
             except Exception as e:  # the cluster is going away regardless
                 logging.getLogger(__name__).debug("stopping cluster: %s", e)
-            self._remove_runtime_files()
+            if self._sets is not None:
+                self._sets.remove_runtime_files()
             self._ipp = None
+            self._sets = None
         self._engines.clear()
-
-    def _runtime_files(self) -> list[str]:
-        """This cluster's files in the ipyparallel profile (connection info, logs)."""
-        if self._ipp is None:
-            return []
-        cid = self._ipp.cluster_id
-        found = []
-        for sub in ("security", "log"):
-            folder = os.path.join(self._ipp.profile_dir, sub)
-            if os.path.isdir(folder):
-                found += [os.path.join(folder, f) for f in os.listdir(folder) if cid in f]
-        return found
-
-    def _secure_runtime_files(self) -> None:
-        """Make this cluster's runtime files readable by their owner only (0600)."""
-        for path in self._runtime_files():
-            try:
-                os.chmod(path, 0o600)
-            except OSError:
-                pass
-
-    def _remove_runtime_files(self) -> None:
-        for path in self._runtime_files():
-            try:
-                os.remove(path)
-            except OSError:
-                pass
 
     def scale(self, n: int) -> Cluster:
         """Grow or shrink to ``n`` ranks; every rank then rejoins one process group."""
@@ -250,10 +227,10 @@ class Cluster(HasTraits):
         if n > current:
             new = plan(n, self._gpu_list)[current:]
             self._slots += new
-            self._launch(new)
+            self._sets.launch(new)
         elif n < current:
             gone = list(range(n, current))
-            self._kill(gone)
+            self._sets.kill(gone)
             self._slots = self._slots[:n]
         for s in self._slots:
             s.env.pop("OMP_NUM_THREADS", None)
@@ -279,84 +256,6 @@ class Cluster(HasTraits):
     def __repr__(self) -> str:
         state = f"{self.world_size} ranks, {self.backend}" if self.running else "not running"
         return f"<lepton_nb.Cluster {state}>"
-
-    # -- engines --------------------------------------------------------------
-    def _launch(self, slots: list[Slot]) -> None:
-        """Start one engine set per slot and wait until each has registered."""
-        assert self._ipp is not None and self._client is not None
-        known = set(self._client.ids)
-        for s in slots:
-            set_id = f"rank{s.rank}-{uuid.uuid4().hex[:6]}"
-            self._ipp.start_engines_sync(1, engine_set_id=set_id, environment=dict(s.env))
-            self._engines[s.rank] = {"set": set_id, "engine_id": None}
-        wanted = {s.rank for s in slots}
-        deadline = time.monotonic() + self.engine_timeout
-        bar = tqdm(
-            total=len(slots),
-            desc="engines registered",
-            unit="rank",
-            leave=False,
-            disable=not self.progress,
-        )
-        try:
-            self._await_registration(known, wanted, deadline, bar)
-        finally:
-            bar.close()
-        self._secure_runtime_files()
-
-    def _await_registration(
-        self, known: set[int], wanted: set[int], deadline: float, bar: Any
-    ) -> None:
-        assert self._client is not None
-        while True:
-            new = [e for e in self._client.ids if e not in known]
-            if new:
-                found = self._client.direct_view(new).apply_async(engine.identify)
-                ids = found.get(timeout=max(1.0, deadline - time.monotonic()))
-                for eid, info in zip(new, ids):
-                    known.add(eid)
-                    if info["rank"] in wanted:
-                        self._engines[info["rank"]].update(info, engine_id=eid)
-                        wanted.discard(info["rank"])
-                        bar.update(1)
-            if not wanted:
-                return
-            if time.monotonic() > deadline:
-                raise ClusterError(self._startup_failure(sorted(wanted)))
-            time.sleep(0.05)
-
-    def _startup_failure(self, ranks: list[int]) -> str:
-        logs = []
-        for r in ranks:
-            es = self._ipp.engines.get(self._engines[r]["set"]) if self._ipp else None
-            if es is not None:
-                try:
-                    out = es.get_output()
-                except Exception:
-                    out = ""
-                tail = "\n".join(str(out).strip().splitlines()[-5:])
-                if tail:
-                    logs.append(f"  rank {r} engine log:\n    " + tail.replace("\n", "\n    "))
-        msg = f"engines for rank(s) {ranks} did not register within {self.engine_timeout:g} s"
-        return msg + ("\n" + "\n".join(logs) if logs else "")
-
-    def _kill(self, ranks: list[int]) -> None:
-        """Stop the engines of ``ranks`` for good (SIGKILL where they run on this host)."""
-        here = socket.gethostname()
-        for r in ranks:
-            info = self._engines.pop(r, None)
-            if not info:
-                continue
-            if info.get("host") == here and info.get("pid"):
-                try:
-                    os.kill(info["pid"], signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
-            if self._ipp is not None and info["set"] in self._ipp.engines:
-                try:
-                    self._ipp.stop_engines_sync(info["set"])
-                except Exception as e:
-                    logging.getLogger(__name__).debug("stopping rank %s: %s", r, e)
 
     def _join_group(self, backend: str | None = None) -> None:
         """(Re)form the process group over every rank, on a fresh port."""
@@ -457,8 +356,8 @@ class Cluster(HasTraits):
         """Restart several ranks at once, then re-form the group."""
         for r in ranks:
             self.transfer.forget_rank(r)
-        self._kill(ranks)
-        self._launch([self._slots[r] for r in ranks])
+        self._sets.kill(ranks)
+        self._sets.launch([self._slots[r] for r in ranks])
         self._join_group()
 
     def use_backend(self, backend: str) -> None:

@@ -130,26 +130,3 @@ def test_engines_have_their_own_thread_budget(cluster):
     expected = os.environ.get("OMP_NUM_THREADS") or str(max(1, (os.cpu_count() or 1) // 2))
     threads = cluster.run(lambda: __import__("os").environ.get("OMP_NUM_THREADS"))
     assert threads == [expected] * 2
-
-
-def test_messages_are_signed_and_runtime_files_are_private(cluster):
-    import stat
-
-    session = cluster.client.session
-    assert session.key and session.signature_scheme.startswith("hmac-")
-    files = cluster._runtime_files()
-    assert any("security" in f for f in files) and any("log" in f for f in files)
-    for f in files:
-        assert stat.S_IMODE(os.stat(f).st_mode) == 0o600, f
-
-
-def test_stop_leaves_no_runtime_files_or_engines(make_cluster):
-    import psutil
-
-    c = make_cluster(n=1)
-    files, pid = c._runtime_files(), c.placement[0]["pid"]
-    assert files
-    c.stop()
-    c.stop()  # twice is fine
-    assert not any(os.path.exists(f) for f in files)
-    assert not psutil.pid_exists(pid)
