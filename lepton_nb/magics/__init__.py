@@ -9,17 +9,25 @@ from __future__ import annotations
 from typing import Any
 
 from .cluster import LeptonMagics
+from .transfer import TransferMagics
+
+_MAGICS = {
+    "line": ("lepton_cluster", "lepton_push", "lepton_pull"),
+    "cell": ("lepton_distributed",),
+}
 
 
 def load_ipython_extension(ip: Any) -> None:
     """Register the lepton magics on ``ip``."""
     ip.register_magics(LeptonMagics)
+    ip.register_magics(TransferMagics)
 
 
 def unload_ipython_extension(ip: Any) -> None:
     """Remove the lepton magics from ``ip``."""
     registry = ip.magics_manager.magics
-    for kind, names in (("line", ("lepton_cluster",)), ("cell", ("lepton_distributed",))):
+    for kind, names in _MAGICS.items():
         for name in names:
             registry[kind].pop(name, None)
-    ip.magics_manager.registry.pop(LeptonMagics.__name__, None)
+    for cls in (LeptonMagics, TransferMagics):
+        ip.magics_manager.registry.pop(cls.__name__, None)

@@ -192,3 +192,78 @@ def parse_distributed_line(
     if backend == "nccl" and not gpu_ranks:
         raise UsageError(NCCL_NEEDS_GPUS)
     return DistributedOptions(ranks, timeout, gather, backend, not args.no_stream)
+
+
+PUSH_USAGE = "Usage: %lepton_push NAME [NAME ...] [--ranks all|0,2|1-3] [--noblock]"
+PULL_USAGE = "Usage: %lepton_pull NAME [--rank R]"
+UNDEFINED_NAME = (
+    "{name!r} is not defined in the notebook; define it first, or check the spelling. " + PUSH_USAGE
+)
+MISSING_NAMES = "Name what to push, e.g.: %lepton_push x y --ranks all"
+BAD_PULL_RANK = "--rank must be a rank of the cluster (0-{last}), got {value!r}. Example: %lepton_pull x --rank 1"
+BAD_NAME = "{name!r} is not a Python name. {usage}"
+
+
+@magic_arguments()
+@argument("names", nargs="*", help="notebook names to bind on the ranks")
+@argument("--ranks", default="all", help="ranks to push to: all (default), 0,2 or 1-3")
+@argument(
+    "--noblock",
+    action="store_true",
+    help="return at once; the ranks' next cells still see the values",
+)
+def push_args(line: str) -> None:
+    """Push notebook variables to the ranks, under the same names.
+
+    Large arrays and CPU tensors are shared copy-on-write on this host and sent
+    as compressed bytes to other hosts; unchanged data sends only its hash.
+    """
+
+
+@magic_arguments()
+@argument("name", nargs="?", default=None, help="the name to fetch")
+@argument("--rank", default="0", help="the rank to fetch it from (default 0)")
+def pull_args(line: str) -> None:
+    """Fetch a variable from one rank and bind it in the notebook under the same name."""
+
+
+@dataclass
+class PushCommand:
+    """A checked ``%lepton_push`` line."""
+
+    names: list[str]
+    ranks: list[int]
+    block: bool = True
+
+
+def parse_push_line(line: str, namespace: dict, world_size: int) -> PushCommand:
+    """Check a ``%lepton_push`` line against the notebook namespace and the cluster."""
+    args = _parse(push_args, line, PUSH_USAGE)
+    if not args.names:
+        raise UsageError(MISSING_NAMES)
+    for name in args.names:
+        if not name.isidentifier() or keyword.iskeyword(name):
+            raise UsageError(BAD_NAME.format(name=name, usage=PUSH_USAGE))
+        if name not in namespace:
+            raise UsageError(UNDEFINED_NAME.format(name=name))
+    try:
+        ranks = parse_ranks(args.ranks, world_size)
+    except ValueError as e:
+        raise UsageError(BAD_RANKS.format(error=e)) from None
+    return PushCommand(list(dict.fromkeys(args.names)), ranks, not args.noblock)
+
+
+def parse_pull_line(line: str, world_size: int) -> tuple[str, int]:
+    """Check a ``%lepton_pull`` line; returns (name, rank)."""
+    args = _parse(pull_args, line, PULL_USAGE)
+    if args.name is None:
+        raise UsageError("Name what to pull, e.g.: %lepton_pull x --rank 0")
+    if not args.name.isidentifier() or keyword.iskeyword(args.name):
+        raise UsageError(BAD_NAME.format(name=args.name, usage=PULL_USAGE))
+    try:
+        rank = int(str(args.rank).strip())
+    except ValueError:
+        raise UsageError(BAD_PULL_RANK.format(last=world_size - 1, value=args.rank)) from None
+    if not 0 <= rank < world_size:
+        raise UsageError(BAD_PULL_RANK.format(last=world_size - 1, value=args.rank))
+    return args.name, rank

@@ -20,7 +20,8 @@ ALREADY_RUNNING = (
 NO_CLUSTER_STATUS = "No cluster running. Start one with: %lepton_cluster start -n 2"
 
 
-def _running() -> Cluster:
+def running_cluster() -> Cluster:
+    """The cluster the magics use, or UsageError saying how to start one."""
     cluster = get_cluster()
     if cluster is None or not cluster.running:
         raise UsageError(NO_CLUSTER)
@@ -74,7 +75,7 @@ class LeptonMagics(Magics):
     @no_var_expand
     @cell_magic
     def lepton_distributed(self, line: str, cell: str) -> None:
-        cluster = _running()
+        cluster = running_cluster()
         gpu_ranks = all(s.gpu is not None for s in cluster.slots)
         opts = parse_distributed_line(line, cluster.world_size, gpu_ranks)
         gathered = cluster.execute(

@@ -70,6 +70,16 @@ def _still_valid(ns: dict[str, Any], name: str, key: str) -> bool:
     return segment.pristine(address) is True
 
 
+def is_shared(value: Any) -> bool:
+    """Whether a numpy array on this rank is a view of a shared segment (no copy was made)."""
+    import mmap
+
+    base = value
+    while base is not None and not isinstance(base, mmap.mmap):
+        base = base.obj if isinstance(base, memoryview) else getattr(base, "base", None)
+    return base is not None
+
+
 def value_of(name: str) -> Any:
     """The value of ``name`` on this rank, or NameError naming it."""
     ns = _namespace()
@@ -84,4 +94,4 @@ def forget(names: list[str]) -> None:
         _bound.pop(n, None)
 
 
-__all__ = ["ArrayMeta", "receive", "value_of", "forget"]
+__all__ = ["ArrayMeta", "forget", "is_shared", "receive", "value_of"]

@@ -1,0 +1,70 @@
+import os
+import subprocess
+import warnings
+
+import numpy as np
+import pytest
+
+from lepton_nb.transfer import SpillWarning, segment
+
+
+def test_create_write_attach_copy_on_write(tmp_path):
+    a = np.arange(3_000_000, dtype=np.float64)
+    b = np.arange(10, dtype=np.int8)
+    seg, offsets = segment.create([a, b])
+    try:
+        assert seg.path.startswith("/dev/shm/lepton-") and not seg.spilled
+        assert oct(os.stat(seg.path).st_mode & 0o777) == "0o600"
+        assert all(o % segment.PAGE == 0 for o in offsets)
+        flat, m = segment.attach(seg.path, offsets[0], a.nbytes)
+        view = flat.view(np.float64)
+        assert np.array_equal(view, a)
+        addr = segment.mapping_address(m)
+        assert segment.pristine(addr) is True
+        view[5] = -1.0  # private to this mapping
+        assert segment.pristine(addr) is False
+        again, _ = segment.attach(seg.path, offsets[0], a.nbytes)
+        assert again.view(np.float64)[5] == 5.0
+        small, _ = segment.attach(seg.path, offsets[1], b.nbytes)
+        assert np.array_equal(small.view(np.int8), b)
+    finally:
+        seg.unlink()
+    assert os.path.basename(seg.path) not in segment.leftover_segments()
+
+
+def test_absent_shm_spills_with_a_warning(tmp_path):
+    with pytest.warns(SpillWarning, match="cannot hold"):
+        seg, _ = segment.create(
+            [np.ones(1000)], shm_dir=str(tmp_path / "absent"), spill_dir=str(tmp_path / "spill")
+        )
+    assert seg.spilled and seg.path.startswith(str(tmp_path / "spill"))
+    seg.unlink()
+    assert os.listdir(tmp_path / "spill") == []
+
+
+@pytest.fixture
+def tiny_shm(tmp_path):
+    """A real 1 MiB tmpfs (needs root to mount)."""
+    where = tmp_path / "tiny"
+    where.mkdir()
+    if subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(where)], capture_output=True
+    ).returncode:
+        pytest.skip("mounting a tmpfs needs root")
+    yield str(where)
+    subprocess.run(["umount", str(where)], check=True)
+
+
+def test_too_small_shm_spills_and_never_half_writes(tiny_shm, tmp_path):
+    big = np.ones(1 << 19)  # 4 MiB > 1 MiB
+    with pytest.warns(SpillWarning):
+        seg, _ = segment.create([big], shm_dir=tiny_shm, spill_dir=str(tmp_path / "spill"))
+    assert seg.spilled and os.listdir(tiny_shm) == []
+    flat, _ = segment.attach(seg.path, 0, big.nbytes)
+    assert np.array_equal(flat.view(np.float64), big)
+    seg.unlink()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        small, _ = segment.create([np.ones(1000)], shm_dir=tiny_shm)
+    assert not small.spilled
+    small.unlink()
