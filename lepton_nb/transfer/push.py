@@ -10,6 +10,7 @@ since the last push of that name to that rank sends only its hash.
 from __future__ import annotations
 
 import keyword
+import os
 import socket
 import threading
 from dataclasses import dataclass, field
@@ -101,6 +102,10 @@ class Transfer:
         self._stats = {"hits": 0, "misses": 0, "bytes_sent": 0, "bytes_saved": 0, "shared_bytes": 0}
         self._lock = threading.Lock()
         self._pending: list[PushFuture] = []
+        #: keep one populated spare segment for the next push of new content
+        self.keep_spare = True
+        self._spare: segment.Segment | None = None
+        self._background: threading.Thread | None = None
 
     # -- public ---------------------------------------------------------------
     def push(
@@ -171,6 +176,11 @@ class Transfer:
             fut._sent.wait(timeout)
         self._pending = [f for f in self._pending if not f.done()]
 
+    def settle(self, timeout: float | None = None) -> None:
+        """Wait for background work (freeing used segments, preparing the spare)."""
+        if self._background is not None:
+            self._background.join(timeout)
+
     def forget_rank(self, rank: int) -> None:
         """A rank restarted: nothing is cached there any more."""
         self._cache.pop(rank, None)
@@ -181,6 +191,10 @@ class Transfer:
             fut.wait(timeout)
         self._pending.clear()
         self._cache.clear()
+        with self._lock:
+            spare, self._spare = self._spare, None
+        if spare is not None:
+            spare.close()
 
     # -- internals ------------------------------------------------------------
     @staticmethod
@@ -284,10 +298,11 @@ class Transfer:
                         rnd.ops[r].append(("bytes", name, info.key, payload, info.meta))
             if rnd.local:
                 order = list(rnd.local)
-                seg, offsets = segment.create(
-                    [rnd.local[i].arr for i in order], self.shm_dir, self.spill_dir
-                )
+                parts = [rnd.local[i].arr for i in order]
+                offsets, size = segment.layout(parts)
+                seg = self._segment_for(size)
                 segments.append(seg)
+                segment.write(seg, parts, offsets)
                 where = dict(zip(order, offsets))
                 for r, name, i in rnd.local_users:
                     info = rnd.local[i]
@@ -308,8 +323,13 @@ class Transfer:
                     f"rank(s) {job.running} did not bind the pushed values within {timeout:.0f} s"
                 )
         finally:
-            for seg in segments:  # every rank has mapped it (or failed): free the name
-                seg.unlink()
+            for seg in segments:  # every rank has mapped it (or failed): let it go
+                seg.release_name()
+            if segments:
+                self._background = threading.Thread(
+                    target=self._recycle, args=(segments,), daemon=True
+                )
+                self._background.start()
             bar.close()
         outcome = job.outcome()
         stale: dict[int, list[str]] = {}
@@ -330,6 +350,42 @@ class Transfer:
         if outcome.failures:
             raise RemoteError(list(outcome.failures.values()), outcome.results)
         return stale
+
+    def _segment_for(self, size: int) -> segment.Segment:
+        """The spare segment if it fits, else a new one."""
+        with self._lock:
+            spare = self._spare
+            if spare is not None and size <= spare.size <= 2 * size:
+                self._spare = None
+                return spare
+        seg = segment.allocate(size, self.shm_dir, self.spill_dir)
+        assert seg is not None
+        return seg
+
+    def _recycle(self, used: list[segment.Segment]) -> None:
+        """In the background: let go of used segments, then allocate the next push's spare."""
+        size = max(seg.size for seg in used)
+        try:  # background work: let the notebook's threads go first
+            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 10)
+        except (OSError, AttributeError):
+            pass
+        for seg in used:
+            seg.close()
+        used.clear()
+        if not self.keep_spare or not self.cluster.running:
+            return
+        try:
+            spare = segment.allocate(size, self.shm_dir, spill=False)  # only in shm, never spilled
+        except OSError:
+            return
+        if spare is None:
+            return
+        with self._lock:
+            old, self._spare = self._spare, spare
+            if not self.cluster.running:  # stopped meanwhile
+                old, self._spare = spare, None
+        if old is not None:
+            old.close()
 
     def _describe_all(
         self, per_rank: dict[int, dict[str, Any]], described: dict[int, _Array | None]

@@ -11,6 +11,7 @@ One call per rank per push, carrying a list of operations:
 
 from __future__ import annotations
 
+import threading
 from typing import Any
 
 from . import codec, segment
@@ -33,6 +34,7 @@ def receive(ops: list[tuple]) -> list[str]:
     """Apply push operations in order; return the names whose cached value is stale."""
     ns = _namespace()
     stale = []
+    retired = []  # values replaced here; freeing a big mapping takes a while
     for op in ops:
         kind, name = op[0], op[1]
         if kind == "keep":
@@ -53,7 +55,11 @@ def receive(ops: list[tuple]) -> list[str]:
         else:  # object
             value = op[2]
             _bound.pop(name, None)
+        if name in ns:
+            retired.append(ns[name])
         ns[name] = value
+    if retired:  # drop the old values off the reply's path
+        threading.Thread(target=retired.clear, daemon=True, name="lepton-release").start()
     return stale
 
 

@@ -1,28 +1,35 @@
 """Shared-memory segments: written once by the notebook, mapped copy-on-write by each rank.
 
-A segment is a file in ``/dev/shm`` (or, where that is too small or absent,
-in a spill directory, with a warning). Ranks map it ``MAP_PRIVATE``: reads
-cost no copy, and a write on one rank stays private to that rank. Once every
-rank has mapped it the file is unlinked, so nothing is left in ``/dev/shm``
-even if an engine later crashes; the memory lives as long as the mappings.
+A segment is an unnamed file (``O_TMPFILE``) in ``/dev/shm``, or, where that
+is too small or absent, in a spill directory, with a warning. Ranks on this
+host open it through ``/proc/<notebook pid>/fd/<fd>`` and map it
+``MAP_PRIVATE``: reads cost no copy, and a write on one rank stays that
+rank's own. Having no name, a segment can never be left behind in
+``/dev/shm``: its memory lives exactly as long as the mappings and the
+notebook's descriptor. (Where ``O_TMPFILE`` is unsupported a named file is
+used and unlinked as soon as the ranks have mapped it.)
+
+Allocating fresh shared pages costs more than copying into them, so a
+:class:`Transfer` keeps one spare segment, allocated in the background after
+each push, for the next push of new content.
 """
 
 from __future__ import annotations
 
+import errno
 import mmap
 import os
 import tempfile
 import threading
 import uuid
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
 SHM_DIR = "/dev/shm"
 PREFIX = "lepton-"
 PAGE = mmap.ALLOCATIONGRANULARITY
-_WRITE_CHUNK = 64 << 20
 
 
 class SpillWarning(UserWarning):
@@ -34,115 +41,140 @@ def default_spill_dir() -> str:
     return os.path.join(tempfile.gettempdir(), "lepton-spill")
 
 
-def _free_bytes(folder: str) -> int:
-    st = os.statvfs(folder)
-    return st.f_bavail * st.f_frsize
-
-
-@dataclass
-class Segment:
-    """One file holding one or more arrays at page-aligned offsets."""
-
-    path: str
-    size: int
-    spilled: bool = False
-
-    def unlink(self) -> None:
-        """Remove the file (mappings already made stay valid)."""
-        try:
-            os.unlink(self.path)
-        except FileNotFoundError:
-            pass
-
-
 def aligned(n: int) -> int:
     """``n`` rounded up to the mapping granularity."""
     return -(-n // PAGE) * PAGE
 
 
-def create(
-    parts: list[np.ndarray], shm_dir: str = SHM_DIR, spill_dir: str | None = None
-) -> tuple[Segment, list[int]]:
-    """Write ``parts`` into a new segment at page-aligned offsets; return it and the offsets."""
-    offsets, size = [], 0
-    for p in parts:
-        offsets.append(size)
-        size += aligned(p.nbytes)
-    size = max(size, PAGE)
-    name = f"{PREFIX}{os.getpid()}-{uuid.uuid4().hex[:12]}"
-    where, spilled = shm_dir, False
-    if not os.path.isdir(shm_dir) or _free_bytes(shm_dir) < size:
-        where, spilled = _spill(spill_dir, size, shm_dir)
-    seg = Segment(os.path.join(where, name), size, spilled)
+@dataclass
+class Segment:
+    """An open, populated shared file of ``size`` bytes, mapped writable in the notebook."""
+
+    fd: int
+    size: int
+    spilled: bool = False
+    name: str | None = None  # only when O_TMPFILE was not available
+    view: mmap.mmap | None = field(default=None, repr=False)
+
+    @property
+    def path(self) -> str:
+        """The path ranks on this host open to map it."""
+        return self.name or f"/proc/{os.getpid()}/fd/{self.fd}"
+
+    def release_name(self) -> None:
+        """Drop the file's name, if it has one (mappings made stay valid)."""
+        if self.name:
+            try:
+                os.unlink(self.name)
+            except FileNotFoundError:
+                pass
+            self.name = None
+
+    def close(self) -> None:
+        """Release the notebook's hold; the memory goes once no rank maps it."""
+        self.release_name()
+        # drop the reference rather than view.close(): the mmap's dealloc unmaps
+        # without holding the GIL, which matters for a large populated mapping
+        self.view = None
+        if self.fd >= 0:
+            os.close(self.fd)
+            self.fd = -1
+
+
+def _free_bytes(folder: str) -> int:
+    st = os.statvfs(folder)
+    return st.f_bavail * st.f_frsize
+
+
+def _open_unnamed(folder: str) -> tuple[int, str | None]:
     try:
-        _write(seg, parts, offsets)
-    except OSError:
-        seg.unlink()
-        if spilled:
+        return os.open(folder, os.O_TMPFILE | os.O_RDWR, 0o600), None
+    except OSError as e:
+        if e.errno not in (errno.EOPNOTSUPP, errno.EISDIR, errno.EINVAL):
             raise
-        where, _ = _spill(spill_dir, size, shm_dir)
-        seg = Segment(os.path.join(where, name), size, True)
-        try:
-            _write(seg, parts, offsets)
-        except BaseException:
-            seg.unlink()
-            raise
+    name = os.path.join(folder, f"{PREFIX}{os.getpid()}-{uuid.uuid4().hex[:12]}")
+    return os.open(name, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600), name
+
+
+def _allocate_in(folder: str, size: int, spilled: bool, background: bool = False) -> Segment:
+    fd, name = _open_unnamed(folder)
+    seg = Segment(fd, size, spilled, name)
+    try:
+        os.posix_fallocate(fd, 0, size)  # fails now (ENOSPC), not later with SIGBUS
+        if background:
+            # MAP_POPULATE would hold the GIL for the whole mapping; touching a
+            # byte per page with numpy lets the notebook's own threads run
+            seg.view = mmap.mmap(fd, size, flags=mmap.MAP_SHARED)
+            np.frombuffer(seg.view, np.uint8)[::PAGE] = 0
+        else:
+            seg.view = mmap.mmap(fd, size, flags=mmap.MAP_SHARED | getattr(mmap, "MAP_POPULATE", 0))
     except BaseException:
-        seg.unlink()
+        seg.close()
         raise
-    return seg, offsets
+    return seg
 
 
-def _spill(spill_dir: str | None, size: int, shm_dir: str) -> tuple[str, bool]:
+def allocate(
+    size: int, shm_dir: str = SHM_DIR, spill_dir: str | None = None, spill: bool = True
+) -> Segment | None:
+    """A new populated segment of at least ``size`` bytes.
+
+    Spills (with a warning) where shm cannot hold it. ``spill=False`` is the
+    background spare: it returns None instead of spilling, and populates the
+    pages without holding the GIL.
+    """
+    size = aligned(max(size, 1))
+    if os.path.isdir(shm_dir) and _free_bytes(shm_dir) >= size:
+        try:
+            return _allocate_in(shm_dir, size, False, background=not spill)
+        except OSError as e:
+            if e.errno not in (errno.ENOSPC, errno.ENOMEM):
+                raise
+    if not spill:
+        return None
     folder = spill_dir or default_spill_dir()
     os.makedirs(folder, mode=0o700, exist_ok=True)
     warnings.warn(
         f"{shm_dir} cannot hold {size / 2**20:.0f} MiB; using a memory-mapped file in {folder} instead",
         SpillWarning,
-        stacklevel=4,
+        stacklevel=3,
     )
-    return folder, True
+    return _allocate_in(folder, size, True)
 
 
-def _write(seg: Segment, parts: list[np.ndarray], offsets: list[int]) -> None:
-    """Write with two threads (pwrite releases the GIL); the file is 0600."""
-    fd = os.open(seg.path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600)
-    try:
-        os.ftruncate(fd, seg.size)
-        jobs = []
-        for arr, off in zip(parts, offsets):
-            view = memoryview(arr.reshape(-1)).cast("B") if arr.nbytes else memoryview(b"")
-            for start in range(0, len(view), _WRITE_CHUNK):
-                jobs.append((off + start, view[start : start + _WRITE_CHUNK]))
-        errors: list[BaseException] = []
+def layout(parts: list[np.ndarray]) -> tuple[list[int], int]:
+    """Page-aligned offsets for ``parts`` and the total size."""
+    offsets, size = [], 0
+    for p in parts:
+        offsets.append(size)
+        size += aligned(p.nbytes)
+    return offsets, max(size, PAGE)
 
-        def work(mine: list[tuple[int, memoryview]]) -> None:
-            try:
-                for pos, chunk in mine:
-                    done = 0
-                    while done < len(chunk):
-                        done += os.pwrite(fd, chunk[done:], pos + done)
-            except BaseException as e:  # re-raised in the caller
-                errors.append(e)
 
-        helper = threading.Thread(target=work, args=(jobs[1::2],))
-        helper.start()
-        work(jobs[0::2])
-        helper.join()
-        if errors:
-            raise errors[0]
-    finally:
-        os.close(fd)
+def write(seg: Segment, parts: list[np.ndarray], offsets: list[int]) -> None:
+    """Copy ``parts`` into the segment at ``offsets``, two threads at a time (numpy drops the GIL)."""
+    assert seg.view is not None
+    jobs = []
+    for arr, off in zip(parts, offsets):
+        if not arr.nbytes:
+            continue
+        dst = np.frombuffer(seg.view, dtype=np.uint8, count=arr.nbytes, offset=off)
+        src = arr.reshape(-1).view(np.uint8)
+        half = arr.nbytes // 2
+        jobs += [(dst[:half], src[:half]), (dst[half:], src[half:])]
+    helper = threading.Thread(target=lambda: [np.copyto(d, s) for d, s in jobs[1::2]])
+    helper.start()
+    for d, s in jobs[0::2]:
+        np.copyto(d, s)
+    helper.join()
 
 
 # -- rank side -----------------------------------------------------------------
 def attach(path: str, offset: int, nbytes: int) -> tuple[np.ndarray, mmap.mmap]:
     """Map ``nbytes`` at ``offset`` of a segment copy-on-write; a flat uint8 array over it."""
-    length = max(nbytes, 1)
     with open(path, "rb") as f:
-        m = mmap.mmap(f.fileno(), length, access=mmap.ACCESS_COPY, offset=offset)
-    arr = np.frombuffer(m, dtype=np.uint8, count=nbytes)
-    return arr, m
+        m = mmap.mmap(f.fileno(), max(nbytes, 1), access=mmap.ACCESS_COPY, offset=offset)
+    return np.frombuffer(m, dtype=np.uint8, count=nbytes), m
 
 
 def mapping_address(m: mmap.mmap) -> int:
@@ -167,7 +199,7 @@ def pristine(address: int) -> bool | None:
                     continue
                 if line.startswith("Anonymous:"):
                     return int(line.split()[1]) == 0
-                if "-" in line.split(" ", 1)[0]:  # next mapping header
+                if "-" in line.split(" ", 1)[0]:  # the next mapping's header
                     return None
     except OSError:
         return None
@@ -175,7 +207,7 @@ def pristine(address: int) -> bool | None:
 
 
 def leftover_segments(shm_dir: str = SHM_DIR) -> list[str]:
-    """Segment files of this library still present (for tests and cleanup)."""
+    """Named segment files of this library still present (only the no-O_TMPFILE fallback names them)."""
     try:
         return sorted(f for f in os.listdir(shm_dir) if f.startswith(PREFIX))
     except FileNotFoundError:

@@ -144,7 +144,8 @@ def test_scatter_gives_each_rank_its_slice_without_copying(cluster):
     data = np.arange(4_000_000, dtype=np.float32).reshape(-1, 4)
     cluster.scatter("shard", data)
     got = cluster.execute(
-        "from lepton_nb.transfer.receive import is_shared\nm = is_shared(shard)\nrows = shard.shape\nfirst = float(shard[0, 0])",
+        "from lepton_nb.transfer.receive import is_shared\n"
+        "m = is_shared(shard)\nrows = shard.shape\nfirst = float(shard[0, 0])",
         gather=["m", "rows", "first"],
     )
     assert got["rows"] == [(500_000, 4), (500_000, 4)]
@@ -212,3 +213,28 @@ def test_ranks_on_another_host_get_compressed_bytes(make_cluster, monkeypatch):
     assert got["d"] == [(0.0, "float32")] * 2
     c.scatter("part", x)
     assert c.execute("n = len(part)", gather=["n"])["n"] == [len(x) // 2] * 2
+
+
+def shm_used() -> int:
+    st = os.statvfs("/dev/shm")
+    return (st.f_blocks - st.f_bfree) * st.f_frsize
+
+
+@pytest.mark.slow
+def test_shared_memory_is_freed_on_overwrite_crash_and_stop(make_cluster):
+    mb = 2**20
+    c = make_cluster(n=2)
+    base = shm_used()
+    c.push({"a": np.full(100 * mb // 8, 1.0)})
+    time.sleep(1.0)  # the spare segment is allocated in the background
+    one = shm_used() - base
+    assert 95 * mb < one < 215 * mb  # the pushed segment (+ one spare)
+    c.push({"a": np.full(100 * mb // 8, 2.0)})  # overwrite: the ranks drop the old mapping
+    time.sleep(1.0)
+    assert shm_used() - base < 215 * mb
+    os.kill(c.placement[1]["pid"], 9)  # a crash frees that rank's mapping, leaks nothing
+    time.sleep(0.5)
+    assert shm_used() - base < 215 * mb
+    c.stop()
+    time.sleep(0.5)
+    assert shm_used() - base < 2 * mb

@@ -8,13 +8,22 @@ import pytest
 from lepton_nb.transfer import SpillWarning, segment
 
 
-def test_create_write_attach_copy_on_write(tmp_path):
+def _segment_with(parts, **kw):
+    offsets, size = segment.layout(parts)
+    seg = segment.allocate(size, **kw)
+    segment.write(seg, parts, offsets)
+    return seg, offsets
+
+
+def test_segment_is_unnamed_private_and_mapped_copy_on_write():
+    before = set(os.listdir("/dev/shm"))
     a = np.arange(3_000_000, dtype=np.float64)
     b = np.arange(10, dtype=np.int8)
-    seg, offsets = segment.create([a, b])
+    seg, offsets = _segment_with([a, b])
     try:
-        assert seg.path.startswith("/dev/shm/lepton-") and not seg.spilled
-        assert oct(os.stat(seg.path).st_mode & 0o777) == "0o600"
+        assert set(os.listdir("/dev/shm")) == before  # no name to leak
+        assert seg.path == f"/proc/{os.getpid()}/fd/{seg.fd}" and not seg.spilled
+        assert oct(os.fstat(seg.fd).st_mode & 0o777) == "0o600"
         assert all(o % segment.PAGE == 0 for o in offsets)
         flat, m = segment.attach(seg.path, offsets[0], a.nbytes)
         view = flat.view(np.float64)
@@ -28,18 +37,21 @@ def test_create_write_attach_copy_on_write(tmp_path):
         small, _ = segment.attach(seg.path, offsets[1], b.nbytes)
         assert np.array_equal(small.view(np.int8), b)
     finally:
-        seg.unlink()
-    assert os.path.basename(seg.path) not in segment.leftover_segments()
+        seg.close()
+    assert view[0] == 0.0 and view[5] == -1.0  # mappings outlive the notebook's hold
 
 
 def test_absent_shm_spills_with_a_warning(tmp_path):
     with pytest.warns(SpillWarning, match="cannot hold"):
-        seg, _ = segment.create(
+        seg, _ = _segment_with(
             [np.ones(1000)], shm_dir=str(tmp_path / "absent"), spill_dir=str(tmp_path / "spill")
         )
-    assert seg.spilled and seg.path.startswith(str(tmp_path / "spill"))
-    seg.unlink()
+    assert seg.spilled
+    flat, _ = segment.attach(seg.path, 0, 8000)
+    assert np.array_equal(flat.view(np.float64), np.ones(1000))
+    seg.close()
     assert os.listdir(tmp_path / "spill") == []
+    assert segment.allocate(10, shm_dir=str(tmp_path / "absent"), spill=False) is None
 
 
 @pytest.fixture
@@ -55,16 +67,16 @@ def tiny_shm(tmp_path):
     subprocess.run(["umount", str(where)], check=True)
 
 
-def test_too_small_shm_spills_and_never_half_writes(tiny_shm, tmp_path):
+def test_too_small_shm_spills(tiny_shm, tmp_path):
     big = np.ones(1 << 19)  # 4 MiB > 1 MiB
     with pytest.warns(SpillWarning):
-        seg, _ = segment.create([big], shm_dir=tiny_shm, spill_dir=str(tmp_path / "spill"))
+        seg, _ = _segment_with([big], shm_dir=tiny_shm, spill_dir=str(tmp_path / "spill"))
     assert seg.spilled and os.listdir(tiny_shm) == []
     flat, _ = segment.attach(seg.path, 0, big.nbytes)
     assert np.array_equal(flat.view(np.float64), big)
-    seg.unlink()
+    seg.close()
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        small, _ = segment.create([np.ones(1000)], shm_dir=tiny_shm)
+        small, _ = _segment_with([np.ones(1000)], shm_dir=tiny_shm)
     assert not small.spilled
-    small.unlink()
+    small.close()
