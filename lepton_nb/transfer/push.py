@@ -104,6 +104,8 @@ class Transfer:
         self._pending: list[PushFuture] = []
         #: keep one populated spare segment for the next push of new content
         self.keep_spare = True
+        #: a progress bar shows once a push has taken this many seconds
+        self.progress_delay = 1.0
         self._spare: segment.Segment | None = None
         self._background: threading.Thread | None = None
 
@@ -267,7 +269,7 @@ class Transfer:
         total = sum(
             a.arr.nbytes for a in self._describe_all(per_rank, described).values() if a is not None
         )
-        bar = tqdm(total=total, unit="B", unit_scale=True, desc="push", delay=1.0, leave=False)
+        bar = tqdm(total=total, unit="B", unit_scale=True, desc="push", delay=self.progress_delay, leave=False)
         stats = {"hits": 0, "misses": 0, "bytes_sent": 0, "bytes_saved": 0, "shared_bytes": 0}
         segments = []
         try:

@@ -238,3 +238,10 @@ def test_shared_memory_is_freed_on_overwrite_crash_and_stop(make_cluster):
     c.stop()
     time.sleep(0.5)
     assert shm_used() - base < 2 * mb
+
+
+def test_long_pushes_show_a_progress_bar(cluster, capfd, monkeypatch):
+    monkeypatch.setattr(cluster.transfer, "progress_delay", 0.0)  # as if the push took over a second
+    cluster.push({"bar": np.random.default_rng(3).random(4_000_000)})
+    err = capfd.readouterr().err
+    assert "push" in err and "32.0M" in err
