@@ -7,7 +7,8 @@
 - :mod:`.receive`: binding on the rank.
 """
 
-from .push import DEFAULT_THRESHOLD, PushFuture, Transfer
+from .future import PushFuture
+from .push import DEFAULT_THRESHOLD, Transfer
 from .segment import SpillWarning
 
 __all__ = ["DEFAULT_THRESHOLD", "PushFuture", "SpillWarning", "Transfer"]

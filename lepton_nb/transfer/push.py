@@ -10,7 +10,6 @@ since the last push of that name to that rank sends only its hash.
 from __future__ import annotations
 
 import keyword
-import os
 import socket
 import threading
 from dataclasses import dataclass, field
@@ -24,6 +23,8 @@ from ..job import Job
 from . import receive, segment
 from .codec import check_codec, encode
 from .content import ArrayMeta, as_array, content_key, meta_of
+from .future import PushFuture
+from .spare import Spare
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..cluster import Cluster
@@ -32,39 +33,6 @@ if TYPE_CHECKING:  # pragma: no cover
 DEFAULT_THRESHOLD = 1 << 20
 #: Bytes per second assumed when sizing a push's timeout (generous on purpose).
 _SLOWEST_RATE = 20e6
-
-
-class PushFuture:
-    """A push in flight: ``done()``, ``wait(timeout)``, ``result(timeout)``."""
-
-    def __init__(self) -> None:
-        self._done = threading.Event()
-        self._sent = threading.Event()
-        self._error: BaseException | None = None
-
-    def done(self) -> bool:
-        """True once every rank has bound the values (or the push failed)."""
-        return self._done.is_set()
-
-    def wait(self, timeout: float | None = None) -> bool:
-        """Wait up to ``timeout`` seconds; True when done."""
-        return self._done.wait(timeout)
-
-    def result(self, timeout: float | None = None) -> None:
-        """Wait, then raise the push's error if it failed; TimeoutError if not done in time."""
-        if not self._done.wait(timeout):
-            raise TimeoutError(f"push not finished after {timeout} s")
-        if self._error is not None:
-            raise self._error
-
-    def _finish(self, error: BaseException | None = None) -> None:
-        self._error = error
-        self._sent.set()
-        self._done.set()
-
-    def __repr__(self) -> str:
-        state = "failed" if self._error else "done" if self.done() else "pending"
-        return f"<PushFuture {state}>"
 
 
 @dataclass
@@ -102,12 +70,10 @@ class Transfer:
         self._stats = {"hits": 0, "misses": 0, "bytes_sent": 0, "bytes_saved": 0, "shared_bytes": 0}
         self._lock = threading.Lock()
         self._pending: list[PushFuture] = []
-        #: keep one populated spare segment for the next push of new content
-        self.keep_spare = True
+        #: one populated spare segment, ready for the next push of new content
+        self.spare = Spare(lambda: self.cluster.running, shm_dir)
         #: a progress bar shows once a push has taken this many seconds
         self.progress_delay = 1.0
-        self._spare: segment.Segment | None = None
-        self._background: threading.Thread | None = None
 
     # -- public ---------------------------------------------------------------
     def push(
@@ -180,8 +146,7 @@ class Transfer:
 
     def settle(self, timeout: float | None = None) -> None:
         """Wait for background work (freeing used segments, preparing the spare)."""
-        if self._background is not None:
-            self._background.join(timeout)
+        self.spare.settle(timeout)
 
     def forget_rank(self, rank: int) -> None:
         """A rank restarted: nothing is cached there any more."""
@@ -193,10 +158,7 @@ class Transfer:
             fut.wait(timeout)
         self._pending.clear()
         self._cache.clear()
-        with self._lock:
-            spare, self._spare = self._spare, None
-        if spare is not None:
-            spare.close()
+        self.spare.close()
 
     # -- internals ------------------------------------------------------------
     @staticmethod
@@ -269,7 +231,14 @@ class Transfer:
         total = sum(
             a.arr.nbytes for a in self._describe_all(per_rank, described).values() if a is not None
         )
-        bar = tqdm(total=total, unit="B", unit_scale=True, desc="push", delay=self.progress_delay, leave=False)
+        bar = tqdm(
+            total=total,
+            unit="B",
+            unit_scale=True,
+            desc="push",
+            delay=self.progress_delay,
+            leave=False,
+        )
         stats = {"hits": 0, "misses": 0, "bytes_sent": 0, "bytes_saved": 0, "shared_bytes": 0}
         segments = []
         try:
@@ -302,7 +271,7 @@ class Transfer:
                 order = list(rnd.local)
                 parts = [rnd.local[i].arr for i in order]
                 offsets, size = segment.layout(parts)
-                seg = self._segment_for(size)
+                seg = self.spare.take(size) or segment.allocate(size, self.shm_dir, self.spill_dir)
                 segments.append(seg)
                 segment.write(seg, parts, offsets)
                 where = dict(zip(order, offsets))
@@ -328,10 +297,7 @@ class Transfer:
             for seg in segments:  # every rank has mapped it (or failed): let it go
                 seg.release_name()
             if segments:
-                self._background = threading.Thread(
-                    target=self._recycle, args=(segments,), daemon=True
-                )
-                self._background.start()
+                self.spare.recycle(segments)
             bar.close()
         outcome = job.outcome()
         stale: dict[int, list[str]] = {}
@@ -352,42 +318,6 @@ class Transfer:
         if outcome.failures:
             raise RemoteError(list(outcome.failures.values()), outcome.results)
         return stale
-
-    def _segment_for(self, size: int) -> segment.Segment:
-        """The spare segment if it fits, else a new one."""
-        with self._lock:
-            spare = self._spare
-            if spare is not None and size <= spare.size <= 2 * size:
-                self._spare = None
-                return spare
-        seg = segment.allocate(size, self.shm_dir, self.spill_dir)
-        assert seg is not None
-        return seg
-
-    def _recycle(self, used: list[segment.Segment]) -> None:
-        """In the background: let go of used segments, then allocate the next push's spare."""
-        size = max(seg.size for seg in used)
-        try:  # background work: let the notebook's threads go first
-            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 10)
-        except (OSError, AttributeError):
-            pass
-        for seg in used:
-            seg.close()
-        used.clear()
-        if not self.keep_spare or not self.cluster.running:
-            return
-        try:
-            spare = segment.allocate(size, self.shm_dir, spill=False)  # only in shm, never spilled
-        except OSError:
-            return
-        if spare is None:
-            return
-        with self._lock:
-            old, self._spare = self._spare, spare
-            if not self.cluster.running:  # stopped meanwhile
-                old, self._spare = spare, None
-        if old is not None:
-            old.close()
 
     def _describe_all(
         self, per_rank: dict[int, dict[str, Any]], described: dict[int, _Array | None]
