@@ -64,7 +64,7 @@ class Transfer:
         self.cluster = cluster
         self.threshold = threshold
         self.compression = check_codec(compression)
-        self.shm_dir = shm_dir
+        self._shm_dir = shm_dir
         self.spill_dir = spill_dir
         self._cache: dict[int, dict[str, str]] = {}
         self._stats = {"hits": 0, "misses": 0, "bytes_sent": 0, "bytes_saved": 0, "shared_bytes": 0}
@@ -74,6 +74,17 @@ class Transfer:
         self.spare = Spare(lambda: self.cluster.running, shm_dir)
         #: a progress bar shows once a push has taken this many seconds
         self.progress_delay = 1.0
+
+    @property
+    def shm_dir(self) -> str:
+        """Where shared segments go (default /dev/shm); spill_dir when it cannot hold them."""
+        return self._shm_dir
+
+    @shm_dir.setter
+    def shm_dir(self, folder: str) -> None:
+        self._shm_dir = folder
+        self.spare.shm_dir = folder
+        self.spare.close()  # a spare made elsewhere is not wanted
 
     # -- public ---------------------------------------------------------------
     def push(

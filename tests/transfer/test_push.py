@@ -241,7 +241,21 @@ def test_shared_memory_is_freed_on_overwrite_crash_and_stop(make_cluster):
 
 
 def test_long_pushes_show_a_progress_bar(cluster, capfd, monkeypatch):
-    monkeypatch.setattr(cluster.transfer, "progress_delay", 0.0)  # as if the push took over a second
+    monkeypatch.setattr(
+        cluster.transfer, "progress_delay", 0.0
+    )  # as if the push took over a second
     cluster.push({"bar": np.random.default_rng(3).random(4_000_000)})
     err = capfd.readouterr().err
     assert "push" in err and "32.0M" in err
+
+
+def test_absent_shm_falls_back_to_the_spill_directory(cluster, tmp_path, monkeypatch):
+    from lepton_nb.transfer import SpillWarning
+
+    monkeypatch.setattr(cluster.transfer, "shm_dir", str(tmp_path / "no-shm"))
+    monkeypatch.setattr(cluster.transfer, "spill_dir", str(tmp_path / "spill"))
+    x = np.arange(1_000_000, dtype=np.float64)
+    with pytest.warns(SpillWarning, match="cannot hold"):
+        cluster.push({"spilled": x})
+    assert cluster.execute("s = float(spilled.sum())", gather=["s"])["s"] == [float(x.sum())] * 2
+    assert os.listdir(tmp_path / "spill") == []
