@@ -21,19 +21,55 @@ if TYPE_CHECKING:  # pragma: no cover
 def run_function(
     cluster: Cluster, fn: Callable[..., Any], args: Sequence[Any], kwargs: dict[str, Any]
 ) -> list[Any]:
-    """``fn(*args, **kwargs)`` on every rank; values ordered by rank, else RemoteError."""
+    """``fn(*args, **kwargs)`` on every rank; values ordered by rank, else RemoteError.
+
+    Waits up to ``cluster.run_timeout`` seconds (None: until done or Ctrl-C).
+    """
     cluster.transfer.wait_sent()
     job = Job(cluster.client).apply(cluster.engines(), fn, args=args, kwargs=kwargs)
+    failures, timed_out, note = _finish(cluster, job, cluster.run_timeout)
+    results = job.outcome().results
+    if failures:
+        _raise(failures, results, note, cluster.run_timeout, timed_out)
+    return [results[r] for r in sorted(results)]
+
+
+def _finish(
+    cluster: Cluster, job: Job, timeout: float | None
+) -> tuple[dict[int, RankFailure], list[int], str]:
+    """Wait for ``job``; deal with overrunning and dead ranks. Returns failures, timed-out ranks, a note."""
     try:
-        job.wait(None)
+        finished = job.wait(timeout)
     except KeyboardInterrupt:
         cluster.interrupt(job.running)
+        if job.output is not None:
+            job.output.close()
         raise
-    outcome = job.outcome()
-    if outcome.failures:
-        note = _revive_dead(cluster, outcome.failures)
-        raise RemoteError(list(outcome.failures.values()), outcome.results, note)
-    return [outcome.results[r] for r in sorted(outcome.results)]
+    note = ""
+    timed_out: list[int] = []
+    if not finished:
+        timed_out = job.running
+        note = _stop_overrunning(cluster, job)
+    if job.output is not None:
+        job.output.close()
+    failures = dict(job.outcome().failures)
+    note = " ".join(filter(None, [note, _revive_dead(cluster, failures)]))
+    for r in timed_out:
+        tb = failures[r].traceback if r in failures else ""
+        failures[r] = RankFailure(r, "Timeout", f"did not finish within {timeout:g} s", tb)
+    return failures, timed_out, note
+
+
+def _raise(
+    failures: dict[int, RankFailure],
+    results: dict[int, Any],
+    note: str,
+    timeout: float | None,
+    timed_out: list[int],
+) -> None:
+    if timed_out:
+        raise DistributedTimeout(list(failures.values()), results, note, timeout, timed_out)
+    raise RemoteError(list(failures.values()), results, note)
 
 
 def _revive_dead(cluster: Cluster, failures: dict[int, RankFailure]) -> str:
@@ -64,29 +100,11 @@ def run_cell(
     cluster.transfer.wait_sent()  # values pushed without blocking arrive first
     output = RankOutput(stream=stream)
     job = Job(cluster.client, output).execute(cluster.engines(selected), code)
-    try:
-        finished = job.wait(timeout)
-    except KeyboardInterrupt:
-        cluster.interrupt(job.running)
-        output.close()
-        raise
-    note = ""
-    timed_out: list[int] = []
-    if not finished:
-        timed_out = job.running
-        note = _stop_overrunning(cluster, job)
-    output.close()
-    failures = dict(job.outcome().failures)
-    note = " ".join(filter(None, [note, _revive_dead(cluster, failures)]))
-    for r in timed_out:
-        tb = failures[r].traceback if r in failures else ""
-        failures[r] = RankFailure(r, "Timeout", f"did not finish within {timeout:g} s", tb)
+    failures, timed_out, note = _finish(cluster, job, timeout)
     ok = [r for r in selected if r not in failures]
     values = _gather(cluster, ok, list(gather), failures) if gather else {r: {} for r in ok}
     if failures:
-        if timed_out:
-            raise DistributedTimeout(list(failures.values()), values, note, timeout, timed_out)
-        raise RemoteError(list(failures.values()), values, note)
+        _raise(failures, values, note, timeout, timed_out)
     return {name: [values[r][name] for r in selected] for name in gather}
 
 

@@ -61,6 +61,11 @@ class Cluster(HasTraits):
         3.0, help="Seconds a timed-out rank has to stop after SIGINT before it is restarted."
     )
     progress = Bool(True, help="Show a progress bar while engines start.")
+    run_timeout = Float(
+        None,
+        allow_none=True,
+        help="Seconds cluster.run waits before interrupting the ranks (None: until done or Ctrl-C).",
+    )
     backend = Unicode("", help="Process-group backend in use: nccl or gloo (set by start).")
 
     def __init__(
@@ -72,6 +77,7 @@ class Cluster(HasTraits):
         group_timeout: float = 1800.0,
         interrupt_grace: float = 3.0,
         progress: bool = True,
+        run_timeout: float | None = None,
     ) -> None:
         super().__init__(
             n=n,
@@ -80,6 +86,7 @@ class Cluster(HasTraits):
             group_timeout=group_timeout,
             interrupt_grace=interrupt_grace,
             progress=progress,
+            run_timeout=run_timeout,
         )
         self._ipp: ipp.Cluster | None = None
         self._sets: EngineSets | None = None

@@ -130,3 +130,21 @@ def test_engines_have_their_own_thread_budget(cluster):
     expected = os.environ.get("OMP_NUM_THREADS") or str(max(1, (os.cpu_count() or 1) // 2))
     threads = cluster.run(lambda: __import__("os").environ.get("OMP_NUM_THREADS"))
     assert threads == [expected] * 2
+
+
+def _sleep_on_rank_one():
+    import time
+
+    if lepton_nb.rank() == 1:
+        time.sleep(60)
+    return "done"
+
+
+def test_run_timeout_interrupts_and_keeps_the_cluster_usable(cluster, monkeypatch):
+    from lepton_nb import DistributedTimeout
+
+    monkeypatch.setattr(cluster, "run_timeout", 1.0)
+    with pytest.raises(DistributedTimeout) as info:
+        cluster.run(_sleep_on_rank_one)
+    assert info.value.timed_out == [1] and info.value.results == {0: "done"}
+    assert cluster.run(lambda: 2) == [2, 2]

@@ -17,6 +17,9 @@ from typing import Any
 from . import codec, segment
 from .content import ArrayMeta, rebuild
 
+#: seconds before replaced values are dropped (see receive)
+RELEASE_DELAY_S = 0.5
+
 # name -> (content key, the bound object, mapping address or None)
 _bound: dict[str, tuple[str, Any, int | None]] = {}
 
@@ -58,8 +61,12 @@ def receive(ops: list[tuple]) -> list[str]:
         if name in ns:
             retired.append(ns[name])
         ns[name] = value
-    if retired:  # drop the old values off the reply's path
-        threading.Thread(target=retired.clear, daemon=True, name="lepton-release").start()
+    if retired:
+        # Dropping a large mapping frees its pages while holding the GIL; do it
+        # a moment later, so this reply (and the notebook's next step) goes first.
+        timer = threading.Timer(RELEASE_DELAY_S, retired.clear)
+        timer.daemon = True
+        timer.start()
     return stale
 
 
