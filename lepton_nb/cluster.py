@@ -237,6 +237,8 @@ class Cluster(HasTraits):
             self._sets.launch(new)
         elif n < current:
             gone = list(range(n, current))
+            for r in gone:
+                self.transfer.forget_rank(r)
             self._sets.kill(gone)
             self._slots = self._slots[:n]
         for s in self._slots:
