@@ -3,7 +3,8 @@
 In one run: ``cluster.push`` (first push, then an unchanged re-push), ipyparallel's
 ``DirectView.push`` and ``BroadcastView.push`` of the same array, and a
 ``np.copyto`` of it into a pre-faulted buffer. Rounds are interleaved, each
-measurement starts after a second of quiet; the figures are medians. Prints GB/s and the ratios; appends them to RESULTS.md.
+measurement starts after a second of quiet; the figures are medians. Prints GB/s
+and the ratios; appends them to RESULTS.md.
 """
 
 from __future__ import annotations
@@ -19,7 +20,6 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(__file__))
 from _results import record  # noqa: E402
-
 
 #: Seconds of quiet before each measurement, so that no operation pays for the
 #: previous one's memory being freed (applied to ours and the baselines alike).
