@@ -1,10 +1,12 @@
 """The notebook side of data movement: push, scatter, pull, and the content cache.
 
-Every push is one message per rank, sent on the same stream as cells, so a
-rank's next cell always sees the value. Large arrays go through a shared
+A push asks the ranks what they already hold (read-only), then sends each rank
+that needs anything one message, on the same stream as cells, so a rank's next
+cell always sees the value. Large arrays go through a shared
 segment when the rank is on this host, or as compressed bytes when it is not
 (chosen from the placement's host). An array whose bytes have not changed
-since the last push of that name to that rank sends only its hash.
+since the last push of that name to that rank, and which that rank still
+holds intact (it reports so while the notebook hashes), is not sent at all.
 """
 
 from __future__ import annotations
@@ -221,27 +223,22 @@ class Transfer:
 
     def _run(self, fut: PushFuture, per_rank: dict[int, dict[str, Any]], codec: str) -> None:
         try:
-            stale = self._round(fut, per_rank, codec, force=set())
-            if stale:  # a rank wrote to or rebound its copy: send those for real
-                again = {r: {n: per_rank[r][n] for n in names} for r, names in stale.items()}
-                self._round(
-                    fut, again, codec, force={(r, n) for r, ns in stale.items() for n in ns}
-                )
+            self._round(fut, per_rank, codec)
             fut._finish()
         except BaseException as e:
             fut._finish(e)
 
-    def _round(
-        self, fut: PushFuture, per_rank: dict[int, dict[str, Any]], codec: str, force: set
-    ) -> dict[int, list[str]]:
+    def _round(self, fut: PushFuture, per_rank: dict[int, dict[str, Any]], codec: str) -> None:
         here = socket.gethostname()
         hosts = {p["rank"]: p["host"] for p in self.cluster.placement}
         described: dict[int, _Array | None] = {}
         payloads: dict[int, dict[str, Any]] = {}
         rnd = _Round(ops={r: [] for r in per_rank}, cached={r: {} for r in per_rank})
+        probe_job = self._probe(per_rank)  # the ranks check their copies while we hash
         total = sum(
             a.arr.nbytes for a in self._describe_all(per_rank, described).values() if a is not None
         )
+        probe = self._collect(probe_job)
         bar = tqdm(
             total=total,
             unit="B",
@@ -262,9 +259,8 @@ class Transfer:
                         cache.pop(name, None)
                         continue
                     rnd.cached[r][name] = info.key
-                    if (r, name) not in force and cache.get(name) == info.key:
-                        rnd.ops[r].append(("keep", name, info.key))
-                        stats["hits"] += 1
+                    if cache.get(name) == info.key and probe.get(r, {}).get(name) == info.key:
+                        stats["hits"] += 1  # the rank holds exactly these bytes: send nothing
                         stats["bytes_saved"] += info.arr.nbytes
                         continue
                     stats["misses"] += 1
@@ -293,11 +289,14 @@ class Transfer:
                 stats["bytes_sent"] += shared
                 stats["shared_bytes"] += shared
                 bar.update(shared)
-            job = Job(self.cluster.client).apply(
-                self.cluster.engines(list(per_rank)),
-                receive.receive,
-                args_by_rank={r: (ops,) for r, ops in rnd.ops.items()},
-            )
+            busy = {r: ops for r, ops in rnd.ops.items() if ops}  # ranks that need anything
+            job = Job(self.cluster.client)
+            if busy:
+                job.apply(
+                    self.cluster.engines(list(busy)),
+                    receive.receive,
+                    args_by_rank={r: (ops,) for r, ops in busy.items()},
+                )
             fut._sent.set()
             timeout = self.cluster.engine_timeout + total / _SLOWEST_RATE
             if not job.wait(timeout):
@@ -311,24 +310,41 @@ class Transfer:
                 self.spare.recycle(segments)
             bar.close()
         outcome = job.outcome()
-        stale: dict[int, list[str]] = {}
         for r, names in rnd.cached.items():
             if r in outcome.failures:
                 self._cache.pop(r, None)
-                continue
-            self._cache.setdefault(r, {}).update(names)
-            if outcome.results.get(r):
-                stale[r] = list(outcome.results[r])
-                for n in stale[r]:
-                    self._cache[r].pop(n, None)
-                    stats["hits"] -= 1
-                    stats["bytes_saved"] -= described[id(per_rank[r][n])].arr.nbytes  # type: ignore[union-attr]
+            else:
+                self._cache.setdefault(r, {}).update(names)
         with self._lock:
             for k, v in stats.items():
                 self._stats[k] += v
         if outcome.failures:
             raise RemoteError(list(outcome.failures.values()), outcome.results)
-        return stale
+
+    def _probe(self, per_rank: dict[int, dict[str, Any]]) -> Job | None:
+        """Ask the ranks which content they still hold intact under the names they should hold.
+
+        Sent before hashing and collected after (:meth:`_collect`), so the
+        round trip overlaps the hash.
+        """
+        asked = {
+            r: [n for n in values if n in self._cache.get(r, {})] for r, values in per_rank.items()
+        }
+        asked = {r: names for r, names in asked.items() if names}
+        if not asked:
+            return None
+        return Job(self.cluster.client).apply(
+            self.cluster.engines(list(asked)),
+            receive.holding,
+            args_by_rank={r: (names,) for r, names in asked.items()},
+        )
+
+    def _collect(self, probe: Job | None) -> dict[int, dict[str, str | None]]:
+        """rank -> {name: content key held intact, or None}; a rank that fails to answer holds nothing."""
+        if probe is None:
+            return {}
+        probe.wait(self.cluster.engine_timeout)
+        return dict(probe.outcome().results)
 
     def _describe_all(
         self, per_rank: dict[int, dict[str, Any]], described: dict[int, _Array | None]

@@ -1,10 +1,10 @@
 """The rank side of pushes: bind what the notebook sent into the user namespace.
 
-One call per rank per push, carrying a list of operations:
+Before a push, :func:`holding` tells the notebook which content each name
+still holds intact here, so unchanged values need no message at all. Then
+one call per rank that needs anything, carrying a list of operations:
 
 - ``shared``: map a segment copy-on-write and bind it;
-- ``keep``: the notebook's value is unchanged; keep what is bound if this
-  rank has not written to it or rebound the name, else report it stale;
 - ``bytes``: decompress an array sent from another host and bind it;
 - ``object``: bind a plain (pickled) object.
 """
@@ -33,17 +33,18 @@ def _namespace() -> dict[str, Any]:
     return ip.user_ns
 
 
-def receive(ops: list[tuple]) -> list[str]:
-    """Apply push operations in order; return the names whose cached value is stale."""
+def holding(names: list[str]) -> dict[str, str | None]:
+    """For each name, the content key bound here if this rank neither wrote to it nor rebound it."""
     ns = _namespace()
-    stale = []
+    return {name: _intact_key(ns, name) for name in names}
+
+
+def receive(ops: list[tuple]) -> None:
+    """Apply push operations in order."""
+    ns = _namespace()
     retired = []  # values replaced here; freeing a big mapping takes a while
     for op in ops:
         kind, name = op[0], op[1]
-        if kind == "keep":
-            if not _still_valid(ns, name, op[2]):
-                stale.append(name)
-            continue
         if kind == "shared":
             _, _, key, path, offset, meta = op
             flat, m = segment.attach(path, offset, meta.nbytes)
@@ -67,20 +68,19 @@ def receive(ops: list[tuple]) -> list[str]:
         timer = threading.Timer(RELEASE_DELAY_S, retired.clear)
         timer.daemon = True
         timer.start()
-    return stale
 
 
-def _still_valid(ns: dict[str, Any], name: str, key: str) -> bool:
+def _intact_key(ns: dict[str, Any], name: str) -> str | None:
     entry = _bound.get(name)
-    if entry is None or entry[0] != key or ns.get(name) is not entry[1]:
-        return False
-    address = entry[2]
+    if entry is None or ns.get(name) is not entry[1]:
+        return None
+    key, value, address = entry
     if address is None:  # a private copy (from bytes): was it written? rehash it
         from .content import as_array, content_key
 
-        found = as_array(entry[1])
-        return found is not None and content_key(*found) == key
-    return segment.pristine(address) is True
+        found = as_array(value)
+        return key if found is not None and content_key(*found) == key else None
+    return key if segment.pristine(address) is True else None
 
 
 def is_shared(value: Any) -> bool:
@@ -107,4 +107,4 @@ def forget(names: list[str]) -> None:
         _bound.pop(n, None)
 
 
-__all__ = ["ArrayMeta", "forget", "is_shared", "receive", "value_of"]
+__all__ = ["ArrayMeta", "forget", "holding", "is_shared", "receive", "value_of"]
