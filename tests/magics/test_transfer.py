@@ -2,6 +2,8 @@
 
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from IPython.core.error import UsageError
 
 from lepton_nb.magics.args import parse_pull_line, parse_push_line
@@ -62,3 +64,47 @@ def test_bad_push_never_reaches_an_engine(ip_cluster, cluster):
     with pytest.raises(UsageError, match="rank 9 does not exist"):
         ip_cluster.run_line_magic("lepton_push", "defined_here --ranks 9")
     assert len(cluster.client.history) == sent
+
+
+_words = st.sampled_from(
+    [
+        "x",
+        "y",
+        "nope",
+        "--ranks",
+        "--rank",
+        "--noblock",
+        "all",
+        "0",
+        "1",
+        "2",
+        "-1",
+        "1-",
+        ",",
+        "'",
+        "-h",
+    ]
+)
+_lines = st.one_of(
+    st.text(max_size=24), st.lists(_words | st.text(max_size=5), max_size=6).map(" ".join)
+)
+
+
+@settings(max_examples=500, suppress_health_check=[HealthCheck.too_slow], deadline=None)
+@given(_lines)
+def test_fuzz_push_parser_raises_only_usage_error(line):
+    try:
+        cmd = parse_push_line(line, {"x": 1, "y": 2}, 2)
+    except UsageError:
+        return
+    assert set(cmd.names) <= {"x", "y"} and cmd.ranks and all(0 <= r < 2 for r in cmd.ranks)
+
+
+@settings(max_examples=500, suppress_health_check=[HealthCheck.too_slow], deadline=None)
+@given(_lines)
+def test_fuzz_pull_parser_raises_only_usage_error(line):
+    try:
+        name, rank = parse_pull_line(line, 2)
+    except UsageError:
+        return
+    assert name.isidentifier() and 0 <= rank < 2
