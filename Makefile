@@ -30,6 +30,7 @@ test: install lint
 
 bench: install
 	$(PY) benchmarks/bench_roundtrip.py
+	$(PY) benchmarks/bench_push.py
 
 clean:
 	rm -rf $(VENV) build .pytest_cache .hypothesis
