@@ -101,10 +101,4 @@ def value_of(name: str) -> Any:
     return ns[name]
 
 
-def forget(names: list[str]) -> None:
-    """Drop the cache entries of ``names`` (their values stay bound)."""
-    for n in names:
-        _bound.pop(n, None)
-
-
-__all__ = ["ArrayMeta", "forget", "holding", "is_shared", "receive", "value_of"]
+__all__ = ["ArrayMeta", "holding", "is_shared", "receive", "value_of"]
