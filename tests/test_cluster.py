@@ -148,3 +148,12 @@ def test_run_timeout_interrupts_and_keeps_the_cluster_usable(cluster, monkeypatc
         cluster.run(_sleep_on_rank_one)
     assert info.value.timed_out == [1] and info.value.results == {0: "done"}
     assert cluster.run(lambda: 2) == [2, 2]
+
+
+def test_api_errors_say_what_to_do(cluster):
+    idle = lepton_nb.Cluster(n=1)
+    with pytest.raises(ClusterError, match="No cluster running. Start one with"):
+        idle.run(int)
+    with pytest.raises(ClusterError, match="scale needs a positive number of ranks, got 0"):
+        cluster.scale(0)
+    assert cluster.world_size == 2

@@ -259,3 +259,10 @@ def test_absent_shm_falls_back_to_the_spill_directory(cluster, tmp_path, monkeyp
         cluster.push({"spilled": x})
     assert cluster.execute("s = float(spilled.sum())", gather=["s"])["s"] == [float(x.sum())] * 2
     assert os.listdir(tmp_path / "spill") == []
+
+
+def test_scatter_axis_and_compression_errors(cluster):
+    with pytest.raises(ValueError, match=r"axis 2 is out of range for 'm' with shape \(4, 4\)"):
+        cluster.scatter("m", np.zeros((4, 4)), axis=2)
+    with pytest.raises(ValueError, match="unknown compression 'gzip'"):
+        cluster.push({"z": np.zeros(10)}, compression="gzip")
