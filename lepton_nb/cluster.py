@@ -243,6 +243,7 @@ class Cluster(HasTraits):
             self._slots = self._slots[:n]
         for s in self._slots:
             s.env.pop("OMP_NUM_THREADS", None)
+            s.env.pop("NUMBA_NUM_THREADS", None)
         self.n = n
         self._join_group()
         return self

@@ -82,15 +82,16 @@ def plan(n: int, gpus: list[int] | None, cpu_total: int | None = None) -> list[S
 
     Each GPU engine sees exactly one GPU (``CUDA_VISIBLE_DEVICES``), so its
     device is always ``cuda:0``. CPU engines share the cores evenly through
-    ``OMP_NUM_THREADS`` unless the user set it.
+    ``OMP_NUM_THREADS`` and ``NUMBA_NUM_THREADS`` unless the user set them.
     """
     cpu_total = cpu_total or os.cpu_count() or 1
     threads = str(max(1, cpu_total // max(1, n)))
     slots = []
     for r in range(n):
         env = {"LEPTON_RANK": str(r)}
-        if "OMP_NUM_THREADS" not in os.environ:
-            env["OMP_NUM_THREADS"] = threads
+        for var in ("OMP_NUM_THREADS", "NUMBA_NUM_THREADS"):
+            if var not in os.environ:
+                env[var] = threads
         if gpus:
             gpu = gpus[r % len(gpus)]
             env["CUDA_VISIBLE_DEVICES"] = str(gpu)

@@ -37,11 +37,13 @@ def test_parse_gpus_errors(spec, available, message):
 
 def test_plan_cpu_engines_share_cores_and_see_no_gpu(monkeypatch):
     monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    monkeypatch.delenv("NUMBA_NUM_THREADS", raising=False)
     slots = plan(2, None, cpu_total=8)
     assert [s.device for s in slots] == ["cpu", "cpu"]
     assert [s.env["LEPTON_RANK"] for s in slots] == ["0", "1"]
     assert all(s.env["CUDA_VISIBLE_DEVICES"] == "" for s in slots)
     assert all(s.env["OMP_NUM_THREADS"] == "4" for s in slots)
+    assert all(s.env["NUMBA_NUM_THREADS"] == "4" for s in slots)
     assert backend_for(slots) == "gloo"
 
 
