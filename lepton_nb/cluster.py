@@ -17,7 +17,7 @@ import ipyparallel as ipp
 from traitlets import Any as AnyTrait
 from traitlets import Bool, Float, HasTraits, Integer, Unicode, default, validate
 
-from . import cell, engine
+from . import cell, engine, links, topology
 from .errors import ClusterError
 from .job import Job
 from .launch import EngineSets
@@ -96,6 +96,7 @@ class Cluster(HasTraits):
         self._engines: dict[int, dict[str, Any]] = {}  # rank -> engine_id, set, host, addr, pid
         self._token = uuid.uuid4().hex[:8]
         self.transfer = Transfer(self)
+        self._topology: topology.Topology | None = None
 
     @validate("n")
     def _check_n(self, proposal: Any) -> Any:
@@ -143,6 +144,21 @@ class Cluster(HasTraits):
             for s in self._slots
             if s.rank in self._engines
         ]
+
+    @property
+    def topology(self) -> topology.Topology:
+        """The ranks, hosts, devices and link classes (discovered once per process group).
+
+        ``cluster.topology.plan(compressor)`` shows how a compressed allreduce runs.
+        """
+        if self._topology is None:
+            self._topology = topology.discover(self)
+        return self._topology
+
+    def link_bytes(self) -> links.LinkBytes:
+        """Bytes moved so far per (source rank, destination rank); the notebook is rank -1."""
+        per_rank = self.run(links.local_bytes)
+        return links.LinkBytes(links.merge(self.transfer.links.snapshot(), *per_rank))
 
     def engines(self, ranks: RankSpec = None) -> dict[int, int]:
         """rank -> ipyparallel engine id, for the selected ranks; refuses ranks whose engine is gone."""
@@ -271,6 +287,7 @@ class Cluster(HasTraits):
         """(Re)form the process group over every rank, on a fresh port."""
         client = self._require()
         backend = backend or self.backend
+        self._topology = None
         ws = self.world_size
         master_host = self._engines[0]["host"]
         same_host = all(self._engines[r]["host"] == master_host for r in range(ws))

@@ -22,6 +22,7 @@ from tqdm.auto import tqdm
 
 from ..errors import RemoteError
 from ..job import Job
+from ..links import NOTEBOOK, LinkCounter
 from . import receive, segment
 from .codec import check_codec, encode
 from .content import ArrayMeta, as_array, content_key, meta_of
@@ -69,6 +70,7 @@ class Transfer:
         self._shm_dir = shm_dir
         self.spill_dir = spill_dir
         self._cache: dict[int, dict[str, str]] = {}
+        self.links = LinkCounter()  # bytes pushed to each rank, for cluster.link_bytes()
         self._stats = {"hits": 0, "misses": 0, "bytes_sent": 0, "bytes_saved": 0, "shared_bytes": 0}
         self._lock = threading.Lock()
         self._pending: list[PushFuture] = []
@@ -273,6 +275,7 @@ class Transfer:
                             bar.update(info.arr.nbytes)
                         payload = payloads[id(value)]
                         stats["bytes_sent"] += len(payload["data"])
+                        self.links.add(NOTEBOOK, r, len(payload["data"]))
                         rnd.ops[r].append(("bytes", name, info.key, payload, info.meta))
             if rnd.local:
                 order = list(rnd.local)
@@ -284,6 +287,7 @@ class Transfer:
                 where = dict(zip(order, offsets))
                 for r, name, i in rnd.local_users:
                     info = rnd.local[i]
+                    self.links.add(NOTEBOOK, r, info.arr.nbytes)  # what the rank maps
                     rnd.ops[r].append(("shared", name, info.key, seg.path, where[i], info.meta))
                 shared = sum(rnd.local[i].arr.nbytes for i in order)
                 stats["bytes_sent"] += shared

@@ -1,0 +1,202 @@
+"""Collectives routed by the topology, compressed where the link is slow.
+
+Inside a ``%%lepton_distributed`` cell (or any initialized torch.distributed
+group, gloo or nccl)::
+
+    from lepton_nb.collective import allreduce, comm_hook
+    allreduce(t, compressor=None, op="sum")
+    model.register_comm_hook(None, comm_hook(ErrorFeedback(TopK(0.01))))
+
+With a compressor, every rank compresses its tensor, the payloads travel
+around the ring the topology chose (an all-gather of sparse or quantized
+payloads), and every rank sums them in rank order, so the result is the
+same on every rank. When ranks span hosts the plan is hierarchical: reduce
+within each host, exchange compressed payloads between the hosts' leaders,
+broadcast back. Each byte sent is counted in :mod:`lepton_nb.links`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Hashable
+from typing import Any
+
+import torch
+import torch.distributed as dist
+
+from . import links
+from .topology import Plan, Topology, discover
+
+OPS = ("sum", "mean")
+
+NOT_IN_GROUP = (
+    "allreduce needs an initialized torch.distributed process group: call it inside "
+    "a %%lepton_distributed cell or cluster.run(fn)"
+)
+
+_groups: dict[int, _Route] = {}  # id(default process group) -> its route
+_last: dict[str, Plan] = {}
+
+
+class _Route:
+    """The topology of one process group and the subgroups its plans use."""
+
+    def __init__(self, topology: Topology) -> None:
+        self.topology = topology
+        self.host_groups: dict[str, Any] = {}
+        self.leader_group: Any = None
+        hosts = topology.hosts()
+        if len(hosts) > 1:  # every rank creates every subgroup, in the same order
+            for host, members in hosts.items():
+                self.host_groups[host] = dist.new_group(sorted(members))
+            leaders = topology.plan().leaders
+            self.leader_group = dist.new_group(sorted(leaders))
+
+
+def topology() -> Topology:
+    """The topology of the current process group (discovered once per group)."""
+    return _route().topology
+
+
+def last_plan() -> Plan | None:
+    """The plan the last ``allreduce`` on this rank used, or None before the first."""
+    return _last.get("plan")
+
+
+def _route() -> _Route:
+    if not dist.is_initialized():
+        raise RuntimeError(NOT_IN_GROUP)
+    key = id(dist.group.WORLD)
+    if key not in _groups:
+        _groups.clear()  # an earlier group is gone
+        _groups[key] = _Route(discover())
+    return _groups[key]
+
+
+def allreduce(
+    t: torch.Tensor,
+    compressor: Any = None,
+    op: str = "sum",
+    *,
+    key: Hashable | None = None,
+    compress_links: frozenset[str] | None = None,
+) -> torch.Tensor:
+    """Reduce ``t`` in place across every rank and return it.
+
+    ``compressor``: None, or a compressor from :mod:`lepton_nb.compress`
+    (``TopK``, ``Int8``, ``FP16``, or one wrapped in ``ErrorFeedback``, whose
+    residual is kept under ``key``; by default the tensor's storage). It is
+    applied on the plan's links whose class is in ``compress_links`` (default
+    :data:`lepton_nb.topology.COMPRESS_LINKS`: all but NVLink).
+    ``op``: ``"sum"`` or ``"mean"``. The result is identical on every rank.
+    """
+    if not isinstance(t, torch.Tensor):
+        raise TypeError(f"allreduce needs a torch tensor, got {type(t).__name__}")
+    if op not in OPS:
+        raise ValueError(f"op must be one of {OPS}, got {op!r}")
+    if not t.is_floating_point():
+        raise TypeError(f"allreduce needs a floating-point tensor, got {t.dtype}")
+    route = _route()
+    plan = route.topology.plan(compressor, compress_links)
+    _last["plan"] = plan
+    world = dist.get_world_size()
+    if world > 1:
+        if not plan.compress:
+            _plain(t, world)
+        elif plan.hierarchical:
+            _hierarchical(t, compressor, key, plan, route)
+        else:
+            _compressed(t, compressor, key, plan.ring, None)
+    if op == "mean":
+        t.div_(world)
+    return t
+
+
+def comm_hook(compressor: Any = None) -> Callable[[Any, Any], torch.futures.Future]:
+    """A DDP communication hook that averages each gradient bucket with :func:`allreduce`.
+
+    ``model.register_comm_hook(None, comm_hook(ErrorFeedback(TopK(0.01))))``;
+    works on gloo and nccl. Each bucket keeps its own error-feedback residual.
+    """
+
+    def hook(state: Any, bucket: dist.GradBucket) -> torch.futures.Future:
+        buf = bucket.buffer()
+        allreduce(buf, compressor, op="mean", key=("ddp-bucket", bucket.index()))
+        fut: torch.futures.Future = torch.futures.Future()
+        fut.set_result(buf)
+        return fut
+
+    return hook
+
+
+def _plain(t: torch.Tensor, world: int) -> None:
+    """The backend's own all_reduce; counted as its ring sends: 2(W-1)/W of t per rank."""
+    dist.all_reduce(t)
+    me = dist.get_rank()
+    links.count(me, (me + 1) % world, 2 * (world - 1) * t.nbytes // world)
+
+
+def _compressed(
+    t: torch.Tensor, compressor: Any, key: Hashable | None, ring: list[int], group: Any
+) -> None:
+    """All-gather every member's payload around ``ring``; each sums them in rank order."""
+    payload = _compress(t, compressor, key)
+    buffers = _ring_allgather(payload.tensor(), ring, group)
+    flat = t.view(-1) if t.dtype == torch.float32 and t.is_contiguous() else None
+    out = flat if flat is not None else torch.zeros(t.numel(), dtype=torch.float32, device=t.device)
+    out.zero_()
+    for member in sorted(ring):
+        buf = buffers[member]
+        compressor.accumulate(payload if buf is None else payload.like(buf), out)
+    if flat is None:
+        t.copy_(out.view(t.shape))
+
+
+def _hierarchical(
+    t: torch.Tensor, compressor: Any, key: Hashable | None, plan: Plan, route: _Route
+) -> None:
+    """Reduce within each host, exchange compressed between the leaders, broadcast back."""
+    me = dist.get_rank()
+    host = route.topology.ranks[me].host
+    members = plan.groups[host]
+    leader = members[0]
+    local = route.host_groups[host]
+    if len(members) > 1:
+        dist.reduce(t, dst=leader, group=local)
+        if me != leader:
+            links.count(me, leader, t.nbytes)
+    if me == leader:
+        _compressed(t, compressor, key, plan.leaders, route.leader_group)
+    if len(members) > 1:
+        dist.broadcast(t, src=leader, group=local)
+        if me == leader:
+            for m in members[1:]:
+                links.count(me, m, t.nbytes)
+
+
+def _compress(t: torch.Tensor, compressor: Any, key: Hashable | None) -> Any:
+    if hasattr(compressor, "residuals"):  # ErrorFeedback: compress(t, key)
+        return compressor.compress(t, key if key is not None else ("tensor", t.data_ptr()))
+    return compressor.compress(t)
+
+
+def _ring_allgather(
+    mine: torch.Tensor, ring: list[int], group: Any
+) -> dict[int, torch.Tensor | None]:
+    """Pass fixed-size byte buffers around the ring; rank -> its buffer (None: our own)."""
+    me = dist.get_rank()
+    m = len(ring)
+    pos = ring.index(me)
+    nxt, prv = ring[(pos + 1) % m], ring[(pos - 1) % m]
+    held: list[torch.Tensor | None] = [None] * m
+    held[pos] = mine
+    for step in range(m - 1):
+        send, recv = (pos - step) % m, (pos - step - 1) % m
+        held[recv] = torch.empty_like(mine)
+        ops = [
+            dist.P2POp(dist.isend, held[send], nxt, group),
+            dist.P2POp(dist.irecv, held[recv], prv, group),
+        ]
+        for req in dist.batch_isend_irecv(ops):
+            req.wait()
+        links.count(me, nxt, mine.numel() * mine.element_size())
+    return {ring[i]: (None if i == pos else held[i]) for i in range(m)}

@@ -1,0 +1,293 @@
+"""Where the ranks are and how they are linked: a graph of ranks, devices, hosts and links.
+
+Every pair of ranks is joined by a link of one class, fastest first:
+
+========== =================================================================
+``nvlink``  two GPUs with an NVLink between them (NVML)
+``pcie``    two GPUs under one PCIe host bridge (NVML ``SINGLE``..``HOSTBRIDGE``)
+``shm``     two CPU ranks on one socket of one host (shared memory)
+``sys``     across sockets of one host (NVML ``NODE``/``SYSTEM``, or two CPU sockets)
+``network`` two hosts
+========== =================================================================
+
+``discover()`` asks every rank to describe itself; the :class:`Topology`
+then orders the ranks in a ring that crosses slow links as rarely as
+possible, and :meth:`Topology.plan` says how a collective runs on it: flat
+on one host, hierarchical (reduce within each host, exchange across hosts,
+broadcast back) when the ranks span hosts, and on which links payloads are
+compressed. NVML (nvidia-ml-py) is imported only when a rank has a GPU.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from typing import Any
+
+from . import engine
+
+#: Link classes, fastest first.
+LINK_CLASSES: tuple[str, ...] = ("nvlink", "pcie", "shm", "sys", "network")
+
+#: Relative cost of one hop on each link class (for ring ordering).
+LINK_COST: dict[str, float] = {"nvlink": 1, "pcie": 3, "shm": 3, "sys": 5, "network": 100}
+
+#: Link classes on which a compressor is applied by default. Compression rarely
+#: pays on NVLink (Agarwal et al., MLSys 2022); on the others it is measured to
+#: (benchmarks/bench_allreduce.py).
+COMPRESS_LINKS: frozenset[str] = frozenset({"pcie", "shm", "sys", "network"})
+
+
+@dataclass(frozen=True)
+class RankInfo:
+    """What one rank reports about itself."""
+
+    rank: int
+    host: str
+    device: str = "cpu"
+    socket: int | None = None  # CPU package the rank's threads run on, if only one
+    gpu_bus_id: str | None = None  # PCI bus id of the rank's GPU
+    gpu_links: tuple[tuple[str, str], ...] = ()  # (other GPU's bus id, link class) on this host
+
+
+def describe() -> RankInfo:
+    """Describe this process: rank, host (``LEPTON_ENGINE_HOST`` honoured), socket and GPU."""
+    ident = engine.identify()
+    rank = int(ident["rank"])
+    try:
+        import torch.distributed as dist
+
+        if dist.is_initialized():
+            rank = dist.get_rank()
+    except ImportError:  # pragma: no cover - torch is a dependency
+        pass
+    device, bus, links = "cpu", None, ()
+    if os.environ.get("CUDA_VISIBLE_DEVICES", None) != "":
+        device, bus, links = _gpu_description()
+    return RankInfo(rank, ident["host"], device, _socket(), bus, links)
+
+
+def _socket() -> int | None:
+    """The CPU package of every CPU this process may run on, or None when it spans several."""
+    try:
+        cpus = os.sched_getaffinity(0)
+        packages = set()
+        for cpu in cpus:
+            path = f"/sys/devices/system/cpu/cpu{cpu}/topology/physical_package_id"
+            with open(path) as f:
+                packages.add(int(f.read()))
+    except (OSError, ValueError, AttributeError):
+        return None
+    return packages.pop() if len(packages) == 1 else None
+
+
+def _gpu_description() -> tuple[str, str | None, tuple[tuple[str, str], ...]]:
+    """("cuda:0", bus id, links to the host's other GPUs) from torch and NVML; cpu if no GPU."""
+    try:
+        import torch
+
+        if not torch.cuda.is_available():
+            return "cpu", None, ()
+        props = torch.cuda.get_device_properties(0)
+        bus = f"{props.pci_domain_id:08x}:{props.pci_bus_id:02x}:{props.pci_device_id:02x}.0"
+    except Exception:
+        return "cpu", None, ()
+    return "cuda:0", bus.upper(), _nvml_links(bus)
+
+
+def _nvml_links(bus: str) -> tuple[tuple[str, str], ...]:
+    """Link class from the GPU at ``bus`` to every other GPU NVML sees on this host."""
+    try:
+        import pynvml as nv  # nvidia-ml-py, imported only here
+
+        nv.nvmlInit()
+    except Exception:
+        return ()
+    try:
+        mine = nv.nvmlDeviceGetHandleByPciBusId(bus)
+        out = []
+        for i in range(nv.nvmlDeviceGetCount()):
+            other = nv.nvmlDeviceGetHandleByIndex(i)
+            other_bus = nv.nvmlDeviceGetPciInfo(other).busId
+            other_bus = other_bus.decode() if isinstance(other_bus, bytes) else other_bus
+            if other_bus.upper() == bus.upper():
+                continue
+            out.append((other_bus.upper(), _gpu_link(nv, mine, other)))
+        return tuple(out)
+    except Exception:
+        return ()
+    finally:
+        nv.nvmlShutdown()
+
+
+def _gpu_link(nv: Any, a: Any, b: Any) -> str:
+    try:
+        if nv.nvmlDeviceGetP2PStatus(a, b, nv.NVML_P2P_CAPS_INDEX_NVLINK) == nv.NVML_P2P_STATUS_OK:
+            return "nvlink"
+    except Exception:
+        pass
+    level = nv.nvmlDeviceGetTopologyCommonAncestor(a, b)
+    return "pcie" if level <= nv.NVML_TOPOLOGY_HOSTBRIDGE else "sys"
+
+
+@dataclass
+class Plan:
+    """How a collective runs: the ring, the host groups and where it compresses."""
+
+    ring: list[int]
+    groups: dict[str, list[int]]  # host -> its ranks, in ring order
+    leaders: list[int]  # one rank per host, in ring order
+    hierarchical: bool
+    ring_link: str  # slowest link class on the (flat) ring or between the leaders
+    compress: bool  # whether the compressor is applied on ring_link
+    compressor: str | None = None  # repr of the compressor asked for
+
+    def __str__(self) -> str:
+        how = f"compressed with {self.compressor}" if self.compress else "uncompressed"
+        if not self.compressor:
+            how = "uncompressed (no compressor)"
+        if self.hierarchical:
+            hosts = "; ".join(f"{h}: {r}" for h, r in self.groups.items())
+            return (
+                f"hierarchical plan over {len(self.groups)} hosts ({hosts}):\n"
+                f"  1. reduce within each host to its leader, uncompressed\n"
+                f"  2. exchange between leaders {self.leaders} over {self.ring_link}, {how}\n"
+                f"  3. broadcast from each leader within its host"
+            )
+        return f"flat ring {self.ring} over {self.ring_link}, {how}"
+
+    def _repr_pretty_(self, p: Any, cycle: bool) -> None:
+        p.text(str(self))
+
+
+@dataclass
+class Topology:
+    """The ranks and the class of the link between every pair of them."""
+
+    ranks: list[RankInfo]
+    links: dict[tuple[int, int], str] = field(default_factory=dict)
+
+    @classmethod
+    def from_ranks(cls, infos: list[RankInfo]) -> Topology:
+        """Build the graph from every rank's :class:`RankInfo`."""
+        infos = sorted(infos, key=lambda i: i.rank)
+        links = {}
+        for a in infos:
+            for b in infos:
+                if a.rank < b.rank:
+                    links[(a.rank, b.rank)] = _classify(a, b)
+        return cls(infos, links)
+
+    @property
+    def world_size(self) -> int:
+        return len(self.ranks)
+
+    def link(self, a: int, b: int) -> str:
+        """The link class between ranks ``a`` and ``b``."""
+        if a == b:
+            raise ValueError(f"rank {a} has no link to itself")
+        return self.links[(min(a, b), max(a, b))]
+
+    def hosts(self) -> dict[str, list[int]]:
+        """host -> its ranks, hosts in order of their lowest rank."""
+        out: dict[str, list[int]] = {}
+        for info in self.ranks:
+            out.setdefault(info.host, []).append(info.rank)
+        return out
+
+    def ring(self) -> list[int]:
+        """Ranks in a ring order that keeps slow links to a minimum.
+
+        Hosts stay contiguous, so the ring crosses the network once per host
+        (twice in all for two hosts); within a host, a greedy walk takes the
+        fastest next link (NVLink before PCIe before SYS).
+        """
+        order: list[int] = []
+        for members in self.hosts().values():
+            left = list(members)
+            current = left.pop(0)
+            order.append(current)
+            while left:
+                current = min(left, key=lambda r: (LINK_COST[self.link(current, r)], r))
+                left.remove(current)
+                order.append(current)
+        return order
+
+    def ring_cost(self, order: list[int]) -> float:
+        """Sum of the link costs around a ring."""
+        n = len(order)
+        if n < 2:
+            return 0.0
+        return sum(LINK_COST[self.link(order[i], order[(i + 1) % n])] for i in range(n))
+
+    def slowest(self, order: list[int]) -> str:
+        """The slowest link class around a ring (``shm`` for a single rank)."""
+        n = len(order)
+        classes = [self.link(order[i], order[(i + 1) % n]) for i in range(n)] if n > 1 else []
+        return max(classes, key=LINK_CLASSES.index) if classes else "shm"
+
+    def plan(self, compressor: Any = None, compress_links: frozenset[str] | None = None) -> Plan:
+        """How an allreduce runs here: flat or hierarchical, compressed on which link."""
+        compress_links = COMPRESS_LINKS if compress_links is None else frozenset(compress_links)
+        ring = self.ring()
+        groups = {h: [r for r in ring if r in members] for h, members in self.hosts().items()}
+        leaders = [members[0] for members in groups.values()]
+        hierarchical = len(groups) > 1
+        link = self.slowest(leaders if hierarchical else ring)
+        return Plan(
+            ring=ring,
+            groups=groups,
+            leaders=leaders,
+            hierarchical=hierarchical,
+            ring_link=link,
+            compress=compressor is not None and link in compress_links,
+            compressor=None if compressor is None else repr(compressor),
+        )
+
+    def __str__(self) -> str:
+        lines = [f"{self.world_size} ranks on {len(self.hosts())} host(s)"]
+        for info in self.ranks:
+            where = f"socket {info.socket}" if info.socket is not None else "any socket"
+            lines.append(f"  rank {info.rank}: {info.host}, {info.device}, {where}")
+        for (a, b), cls in sorted(self.links.items()):
+            lines.append(f"  {a} <-> {b}: {cls}")
+        lines.append(f"  ring: {self.ring()}")
+        return "\n".join(lines)
+
+    def _repr_pretty_(self, p: Any, cycle: bool) -> None:
+        p.text(str(self))
+
+
+def _classify(a: RankInfo, b: RankInfo) -> str:
+    if a.host != b.host:
+        return "network"
+    if a.gpu_bus_id and b.gpu_bus_id:
+        for bus, cls in a.gpu_links:
+            if bus == b.gpu_bus_id:
+                return cls
+        return "pcie" if a.gpu_bus_id != b.gpu_bus_id else "nvlink"
+    if a.socket is not None and b.socket is not None and a.socket != b.socket:
+        return "sys"
+    return "shm"
+
+
+def discover(cluster: Any = None) -> Topology:
+    """The topology of a cluster's ranks.
+
+    In the notebook: of ``cluster`` (default: the running cluster). On a rank,
+    inside ``%%lepton_distributed``: of the process group (every rank must call
+    it, as with any collective). Elsewhere: of this one process.
+    """
+    import torch.distributed as dist
+
+    if cluster is None and not dist.is_initialized():
+        from .cluster import get_cluster
+
+        cluster = get_cluster()
+    if cluster is not None:
+        return Topology.from_ranks(cluster.run(describe))
+    if dist.is_initialized():
+        infos: list[Any] = [None] * dist.get_world_size()
+        dist.all_gather_object(infos, describe())
+        return Topology.from_ranks(infos)
+    return Topology.from_ranks([describe()])
