@@ -1,0 +1,361 @@
+"""All-reduce of 100 MB of float32 across 2 ranks: gloo against ours with top-1% + error feedback.
+
+Two worker processes (this script with ``--worker``) join a gloo process group and
+time, in interleaved rounds, ``dist.all_reduce(t)`` against
+``allreduce(t, ErrorFeedback(TopK(0.01)))``, which includes compressing and
+decompressing. Every round starts from a fresh gradient after a barrier; a round's
+time is the slower rank's; the figures are medians. Two settings:
+
+- loopback (goal: ours >= 2x faster than gloo);
+- two network namespaces joined by a veth pair shaped by ``tc tbf`` to 1 Gbit/s on
+  both ends (goal >= 20x). That needs root; where it is not permitted the script
+  says so and runs loopback only. The namespaces are deleted on the way out.
+
+Prints medians, ratios, bytes per rank and the plan; appends one line per setting
+to RESULTS.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import timedelta
+
+sys.path.insert(0, os.path.dirname(__file__))
+from _netns import NetnsUnavailable, VethPair, remove_stale  # noqa: E402
+from _results import record  # noqa: E402
+
+WORLD = 2
+INIT_TIMEOUT_S = 120  # init_process_group, and each collective after it
+GOALS = {"loopback": 2.0, "netns": 20.0}
+
+
+# -- worker (one per rank) -----------------------------------------------------------------
+
+
+def _tx_bytes(ifname: str | None) -> int:
+    """Bytes this namespace's ``ifname`` has sent (0 when not measured)."""
+    if ifname is None:
+        return 0
+    with open(f"/sys/class/net/{ifname}/statistics/tx_bytes") as f:
+        return int(f.read())
+
+
+def worker(args: argparse.Namespace) -> None:
+    import torch
+    import torch.distributed as dist
+
+    torch.set_num_threads(1)
+    rank = args.rank
+    dist.init_process_group(
+        "gloo",
+        init_method=f"tcp://{args.addr}:{args.port}",
+        rank=rank,
+        world_size=WORLD,
+        timeout=timedelta(seconds=INIT_TIMEOUT_S),
+    )
+    try:
+        from lepton_nb.compress import ErrorFeedback, TopK
+
+        from lepton_nb.collective import allreduce
+    except ImportError as e:
+        allreduce = None
+        missing = f"{type(e).__name__}: {e}"
+    else:
+        missing = None
+        ef = ErrorFeedback(TopK(0.01))
+    try:
+        from lepton_nb.collective import last_plan
+    except ImportError:
+        last_plan = None
+    try:
+        from lepton_nb.links import counter
+    except ImportError:
+        counter = None
+
+    n = int(args.mb * 1e6 / 4)
+    gen = torch.Generator().manual_seed(1000 + rank)
+    grads = [torch.randn(n, generator=gen) for _ in range(2)]
+    t = torch.empty(n)
+    measure_tx = args.tx_ifname  # None on loopback: lo counts everyone's traffic
+
+    def gloo(x):
+        dist.all_reduce(x)
+
+    def ours(x):
+        allreduce(x, ef)
+
+    def counted() -> int:
+        return counter.total() if counter is not None else 0
+
+    def timed(op, grad) -> tuple[float, int, int]:
+        """Time ``op`` on a fresh gradient.
+
+        Returns the slower rank's time, and the most bytes a rank sent: measured on
+        its interface (netns only) and counted by ``lepton_nb.links`` (ours only).
+        """
+        t.copy_(grad)
+        dist.barrier()
+        tx, sent = _tx_bytes(measure_tx), counted()
+        start = time.perf_counter()
+        op(t)
+        elapsed = time.perf_counter() - start
+        tx, sent = _tx_bytes(measure_tx) - tx, counted() - sent
+        # every rank must hold the same result
+        s = t.double().sum().item()
+        m = torch.tensor([elapsed, float(tx), float(sent), s, -s], dtype=torch.float64)
+        dist.all_reduce(m, op=dist.ReduceOp.MAX)
+        if m[3].item() != -m[4].item():
+            raise AssertionError(f"ranks disagree on the result: sums {m[3]} and {-m[4]}")
+        return m[0].item(), int(m[1].item()), int(m[2].item())
+
+    ops = {"gloo": gloo}
+    if allreduce is not None:
+        ops["ours"] = ours
+    # warm-up, not counted: gloo's connections, numba's compilation
+    timed(gloo, grads[0])
+    if allreduce is not None:
+        timed(ours, grads[0])
+        timed(ours, grads[1])
+    times: dict[str, list[float]] = {k: [] for k in ops}
+    txs: dict[str, list[int]] = {k: [] for k in ops}
+    sent: dict[str, list[int]] = {k: [] for k in ops}
+    for i in range(args.rounds):
+        order = list(ops) if i % 2 == 0 else list(reversed(ops))
+        for name in order:
+            elapsed, tx, nbytes = timed(ops[name], grads[i % 2])
+            times[name].append(elapsed)
+            txs[name].append(tx)
+            sent[name].append(nbytes)
+        if rank == 0:
+            line = ", ".join(f"{k} {times[k][-1] * 1e3:.0f} ms" for k in ops)
+            print(f"  [{args.mode}] round {i + 1}/{args.rounds}: {line}", flush=True)
+    result: dict = {"times": times, "tx": txs if measure_tx else None, "missing": missing}
+    result["nbytes"] = t.nbytes
+    if allreduce is not None:
+        result["counted"] = statistics.median(sent["ours"]) if counter is not None else None
+        payload = getattr(ef, "payload_nbytes", None)
+        result["payload_nbytes"] = payload(n) if callable(payload) else None
+        result["plan"] = str(last_plan()) if last_plan is not None else None
+    dist.barrier()
+    dist.destroy_process_group()
+    if rank == 0:
+        with open(args.out, "w") as f:
+            json.dump(result, f)
+
+
+# -- driver --------------------------------------------------------------------------------
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def run_pair(
+    mode: str,
+    rounds: int,
+    mb: float,
+    addr: str,
+    port: int,
+    ifnames: tuple[str, str],
+    prefixes: tuple[list[str], list[str]] = ([], []),
+    hosts: tuple[str, str] | None = None,
+    timeout: float = 300,
+) -> dict:
+    """Run both ranks; return rank 0's results. Kills both and shows their stderr on failure."""
+    tmp = tempfile.mkdtemp(prefix="lepton-bench-allreduce-")
+    out = os.path.join(tmp, "result.json")
+    procs: list[subprocess.Popen] = []
+    logs = [os.path.join(tmp, f"rank{r}.log") for r in range(WORLD)]
+    ok = False
+    try:
+        for rank in range(WORLD):
+            env = dict(os.environ, OMP_NUM_THREADS="1", NUMBA_NUM_THREADS="1")
+            env["GLOO_SOCKET_IFNAME"] = ifnames[rank]
+            env.pop("LEPTON_ENGINE_HOST", None)
+            if hosts is not None:
+                env["LEPTON_ENGINE_HOST"] = hosts[rank]
+            cmd = prefixes[rank] + [
+                sys.executable, os.path.abspath(__file__), "--worker",
+                "--mode", mode, "--rank", str(rank), "--addr", addr, "--port", str(port),
+                "--rounds", str(rounds), "--mb", str(mb), "--out", out,
+            ]  # fmt: skip
+            if hosts is not None:
+                cmd += ["--tx-ifname", ifnames[rank]]
+            with open(logs[rank], "w") as log:
+                stdout = None if rank == 0 else log  # rank 0's progress goes to our stdout
+                procs.append(subprocess.Popen(cmd, env=env, stdout=stdout, stderr=log))
+        deadline = time.monotonic() + timeout
+        for rank, proc in enumerate(procs):
+            try:
+                rc = proc.wait(timeout=max(1.0, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired as e:
+                msg = f"{mode}: rank {rank} still running after {timeout:.0f} s"
+                raise RuntimeError(msg) from e
+            if rc != 0:
+                raise RuntimeError(f"{mode}: rank {rank} exited with status {rc}")
+        with open(out) as f:
+            result = json.load(f)
+        ok = True
+        return result
+    finally:
+        for proc in procs:
+            if proc.poll() is None:
+                proc.kill()
+            proc.wait(timeout=30)
+        if not ok:
+            for rank, path in enumerate(logs):
+                if os.path.exists(path):
+                    with open(path) as f:
+                        tail = f.read()[-4000:]
+                    print(f"--- rank {rank} output ({path}) ---\n{tail}", file=sys.stderr)
+
+
+def report(mode: str, setting: str, result: dict, rounds: int) -> None:
+    """Print the figures for one setting and record them when ours was measured."""
+    times = result["times"]
+    med = {k: statistics.median(v) for k, v in times.items()}
+    nbytes = result["nbytes"]
+    mb = nbytes / 1e6
+    ring = 2 * (WORLD - 1) / WORLD * nbytes  # bytes each rank sends in gloo's ring
+    gloo_rate = ring * 8 / med["gloo"] / 1e9
+    lines = [
+        f"{setting}: {mb:.0f} MB float32, {WORLD} ranks, medians of {rounds} interleaved rounds",
+        f"gloo all_reduce {med['gloo'] * 1e3:.0f} ms ({gloo_rate:.2f} Gbit/s per rank "
+        f"by the ring model)",
+    ]
+    tx = result.get("tx")
+    sent = f"gloo {ring / 1e6:.1f} MB (ring model 2(W-1)/W*N)"
+    if tx:
+        gloo_tx = statistics.median(tx["gloo"])
+        sent += f", {gloo_tx / 1e6:.1f} MB measured on the veth"
+    if "ours" in med:
+        ratio = med["gloo"] / med["ours"]
+        goal = GOALS[mode]
+        lines.append(
+            f"allreduce(t, ErrorFeedback(TopK(0.01))) {med['ours'] * 1e3:.0f} ms, "
+            f"compression included: {ratio:.1f}x gloo (goal >= {goal:.0f}x: "
+            f"{'met' if ratio >= goal else 'NOT met'})"
+        )
+        ours = []
+        if result.get("counted") is not None:
+            ours.append(f"{result['counted'] / 1e6:.2f} MB counted by lepton_nb.links")
+        elif result.get("payload_nbytes") is not None:
+            ours.append(f"{result['payload_nbytes'] / 1e6:.2f} MB payload")
+        if tx:
+            ours.append(f"{statistics.median(tx['ours']) / 1e6:.2f} MB measured on the veth")
+        sent += "; ours " + (", ".join(ours) if ours else "not reported")
+    lines.append(f"bytes sent per rank: {sent}")
+    print("\n".join(lines))
+    if "ours" not in med:
+        print(f"ours not measured: lepton_nb.collective is not available ({result['missing']})")
+        print("not recorded: a gloo-only line is no result for this benchmark")
+        return
+    plan = result.get("plan")
+    print(f"plan: {plan}" if plan else "plan: not available (no lepton_nb.collective.last_plan)")
+    record("bench_allreduce", " | ".join(lines))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--mb", type=float, default=100.0, help="tensor size in MB (default 100)")
+    parser.add_argument("--rounds", type=int, default=7, help="rounds on loopback (default 7)")
+    parser.add_argument(
+        "--net-rounds", type=int, default=5, help="rounds across the 1 Gbit/s link (default 5)"
+    )
+    parser.add_argument("--rate", default="1gbit", help="tc tbf rate (default 1gbit)")
+    parser.add_argument("--burst", default="256kb", help="tc tbf burst (default 256kb)")
+    parser.add_argument("--latency", default="50ms", help="tc tbf latency (default 50ms)")
+    parser.add_argument("--only", choices=["loopback", "netns"], help="run one setting only")
+    # internal: one rank
+    parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--mode", help=argparse.SUPPRESS)
+    parser.add_argument("--rank", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--addr", help=argparse.SUPPRESS)
+    parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--out", help=argparse.SUPPRESS)
+    parser.add_argument("--tx-ifname", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.worker:
+        worker(args)
+        return
+
+    def terminate(signum, frame):  # run the `finally` blocks: workers killed, netns removed
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    signal.signal(signal.SIGTERM, terminate)
+    signal.signal(signal.SIGHUP, terminate)
+
+    if args.only != "netns":
+        print("loopback: 2 ranks on 127.0.0.1 (GLOO_SOCKET_IFNAME=lo)", flush=True)
+        result = run_pair("loopback", args.rounds, args.mb, "127.0.0.1", _free_port(), ("lo", "lo"))
+        report("loopback", "loopback", result, args.rounds)
+    if args.only == "loopback":
+        return
+    try:
+        if os.geteuid() == 0:
+            stale = remove_stale()
+            if stale:
+                print(f"removed network namespaces left by earlier runs: {stale}")
+        pair = VethPair(args.rate, args.burst, args.latency)
+        pair.__enter__()
+    except NetnsUnavailable as e:
+        then = "nothing more to run" if args.only == "netns" else "running loopback only"
+        print(f"network namespaces not permitted here ({e}): {then}")
+        return
+    try:
+        print(
+            f"\nnetns: ranks in {pair.names[0]} ({pair.addrs[0]}) and {pair.names[1]} "
+            f"({pair.addrs[1]}), veth {pair.ifnames[0]}<->{pair.ifnames[1]}, "
+            f"LEPTON_ENGINE_HOST=ns-a/ns-b, GLOO_SOCKET_IFNAME=the veth",
+            flush=True,
+        )
+        for q in pair.qdiscs():
+            print(f"  qdisc: {q}")
+        probe = pair.probe()
+        print(f"  link check: 25 MB over TCP a -> b at {probe / 1e9:.2f} Gbit/s", flush=True)
+        result = run_pair(
+            "netns",
+            args.net_rounds,
+            args.mb,
+            pair.addrs[0],
+            29500,
+            pair.ifnames,
+            prefixes=(pair.prefix(0), pair.prefix(1)),
+            hosts=("ns-a", "ns-b"),
+        )
+        for q in pair.qdiscs(stats=True):
+            print(f"  after: {q}")
+        tx_gloo = statistics.median(result["tx"]["gloo"])
+        rate = tx_gloo * 8 / statistics.median(result["times"]["gloo"])
+        print(f"  gloo on the link: {rate / 1e9:.2f} Gbit/s per rank measured on the veth")
+        if max(probe, rate) > 1.1 * _bits(args.rate):
+            print(f"WARNING: faster than the tbf rate {args.rate}: the shaping is not in effect")
+        setting = f"netns veth, tc {pair.tbf} both ends"
+        report("netns", setting, result, args.net_rounds)
+    finally:
+        pair.close()
+        print(f"removed {pair.names[0]}, {pair.names[1]}")
+
+
+def _bits(rate: str) -> float:
+    """``tc`` rate string (``1gbit``, ``500mbit``) in bit/s."""
+    units = {"gbit": 1e9, "mbit": 1e6, "kbit": 1e3, "bit": 1.0}
+    for unit, scale in units.items():
+        if rate.lower().endswith(unit):
+            return float(rate[: -len(unit)]) * scale
+    raise ValueError(f"unknown rate {rate!r}")
+
+
+if __name__ == "__main__":
+    main()
