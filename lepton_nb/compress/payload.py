@@ -1,0 +1,133 @@
+"""What a compressor puts on the wire: one contiguous uint8 buffer and typed views into it.
+
+A :class:`Payload` holds all of a compressed tensor's arrays back to back in
+``buffer`` (numpy for host data, a torch uint8 CUDA tensor for CUDA data), so a
+collective sends it as one message. Its layout (the :class:`Field` list) depends
+only on the codec's parameters and the tensor's element count, so every rank's
+payload for the same shape has the same size, and :meth:`Payload.like` rebuilds
+the views around a received buffer.
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+BAD_BUFFER = "a payload buffer must be a 1-D uint8 array of {nbytes} bytes, got {got}"
+
+
+@dataclass(frozen=True)
+class Field:
+    """One array of a payload: its name, numpy dtype and element count."""
+
+    name: str
+    dtype: np.dtype
+    count: int
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes this array takes in the buffer."""
+        return np.dtype(self.dtype).itemsize * self.count
+
+
+def layout_nbytes(fields: list[Field]) -> int:
+    """Total bytes of a payload with these fields."""
+    return sum(f.nbytes for f in fields)
+
+
+def allocate(nbytes: int, device: Any = None) -> Any:
+    """An uninitialised uint8 buffer: numpy on the host, a torch tensor on ``device``."""
+    if device is None:
+        return np.empty(nbytes, np.uint8)
+    import torch
+
+    return torch.empty(nbytes, dtype=torch.uint8, device=device)
+
+
+def _is_torch(buffer: Any) -> bool:
+    torch = sys.modules.get("torch")
+    return torch is not None and isinstance(buffer, torch.Tensor)
+
+
+def _views(buffer: Any, fields: list[Field]) -> dict[str, Any]:
+    views, offset = {}, 0
+    if _is_torch(buffer):
+        import torch
+
+        for f in fields:
+            dtype = getattr(torch, np.dtype(f.dtype).name)
+            views[f.name] = buffer[offset : offset + f.nbytes].view(dtype)
+            offset += f.nbytes
+    else:
+        for f in fields:
+            views[f.name] = buffer[offset : offset + f.nbytes].view(f.dtype)
+            offset += f.nbytes
+    return views
+
+
+@dataclass(eq=False)
+class Payload:
+    """A compressed tensor: ``codec``, the original ``shape`` and ``dtype``, and its bytes.
+
+    ``dtype`` is a ``torch.dtype`` for torch input and a ``np.dtype`` for numpy
+    input; decompressing gives back the same kind, shape and dtype. ``arrays``
+    maps each field name (topk: ``indices``, ``values``; int8: ``scale``, ``q``;
+    fp16: ``values``) to a typed view into ``buffer``. ``params`` holds what
+    decoding needs beyond the arrays (int8: ``chunk``).
+    """
+
+    codec: str
+    shape: tuple[int, ...]
+    dtype: Any
+    fields: list[Field]
+    buffer: Any
+    params: dict[str, int] = field(default_factory=dict)
+    arrays: dict[str, Any] = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        expected = layout_nbytes(self.fields)
+        ok = getattr(self.buffer, "ndim", None) == 1 and _nbytes(self.buffer) == expected
+        dtype = getattr(self.buffer, "dtype", None)
+        ok = ok and (str(dtype) in ("uint8", "torch.uint8"))
+        if not ok:
+            got = f"{type(self.buffer).__name__} {getattr(self.buffer, 'shape', '')} {dtype}"
+            raise ValueError(BAD_BUFFER.format(nbytes=expected, got=got))
+        self.shape = tuple(int(s) for s in self.shape)
+        self.arrays = _views(self.buffer, self.fields)
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes that go on the wire (the buffer's size)."""
+        return _nbytes(self.buffer)
+
+    @property
+    def numel(self) -> int:
+        """Element count of the original tensor."""
+        return math.prod(self.shape)
+
+    @property
+    def on_cuda(self) -> bool:
+        """Whether the buffer is in CUDA memory (a torch CUDA tensor)."""
+        return _is_torch(self.buffer) and self.buffer.is_cuda
+
+    def tensor(self) -> Any:
+        """The buffer as a torch uint8 tensor sharing its memory, e.g. for torch.distributed."""
+        if _is_torch(self.buffer):
+            return self.buffer
+        import torch
+
+        return torch.from_numpy(self.buffer)
+
+    def like(self, buffer: Any) -> Payload:
+        """A payload with this one's layout around ``buffer`` (e.g. one received from a peer)."""
+        return Payload(self.codec, self.shape, self.dtype, self.fields, buffer, dict(self.params))
+
+
+def _nbytes(buffer: Any) -> int:
+    if _is_torch(buffer):
+        return buffer.numel() * buffer.element_size()
+    return int(buffer.nbytes)
