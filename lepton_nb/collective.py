@@ -118,7 +118,8 @@ def comm_hook(compressor: Any = None) -> Callable[[Any, Any], torch.futures.Futu
     works on gloo and nccl. Each bucket keeps its own error-feedback residual.
     """
 
-    def hook(state: Any, bucket: dist.GradBucket) -> torch.futures.Future:
+    # no annotations here: DDP compares them with dist.GradBucket, and this module's are strings
+    def hook(state, bucket):  # noqa: ANN001, ANN202
         buf = bucket.buffer()
         allreduce(buf, compressor, op="mean", key=("ddp-bucket", bucket.index()))
         fut: torch.futures.Future = torch.futures.Future()
@@ -135,20 +136,90 @@ def _plain(t: torch.Tensor, world: int) -> None:
     links.count(me, (me + 1) % world, 2 * (world - 1) * t.nbytes // world)
 
 
+#: Elements per bucket: large tensors are compressed and sent bucket by bucket, so that
+#: compressing one bucket overlaps sending the one before (as DDP's gradient buckets do).
+BUCKET = 1 << 22
+
+
 def _compressed(
     t: torch.Tensor, compressor: Any, key: Hashable | None, ring: list[int], group: Any
 ) -> None:
-    """All-gather every member's payload around ``ring``; each sums them in rank order."""
-    payload = _compress(t, compressor, key)
-    buffers = _ring_allgather(payload.tensor(), ring, group)
-    flat = t.view(-1) if t.dtype == torch.float32 and t.is_contiguous() else None
-    out = flat if flat is not None else torch.zeros(t.numel(), dtype=torch.float32, device=t.device)
-    out.zero_()
-    for member in sorted(ring):
-        buf = buffers[member]
-        compressor.accumulate(payload if buf is None else payload.like(buf), out)
-    if flat is None:
-        t.copy_(out.view(t.shape))
+    """All-gather every member's payloads around ``ring``; each sums them in rank order.
+
+    Each bucket of ``t`` is compressed on its own (with its own error-feedback
+    residual); its ring exchange starts at once and runs while the next bucket
+    is compressed.
+    """
+    flat = t.view(-1) if t.is_contiguous() else t.reshape(-1)
+    key = key if key is not None else ("tensor", t.data_ptr())
+    exchanges = []
+    for i, lo in enumerate(range(0, flat.numel(), BUCKET)):
+        part = flat[lo : lo + BUCKET]
+        payload = _compress(part, compressor, key if lo == 0 else (key, i))
+        exchanges.append(_RingExchange(payload, ring, group, tag=i))
+        for ex in exchanges[:-1]:
+            ex.advance(block=False)
+    for i, ex in enumerate(exchanges):
+        ex.finish()
+        part = flat[i * BUCKET : (i + 1) * BUCKET]
+        out = part if part.dtype == torch.float32 else torch.empty_like(part, dtype=torch.float32)
+        out.zero_()
+        for member in sorted(ring):
+            compressor.accumulate(ex.payload_of(member), out)
+        if out is not part:
+            part.copy_(out)
+    if flat.data_ptr() != t.data_ptr():  # t was not contiguous
+        t.copy_(flat.view(t.shape))
+
+
+class _RingExchange:
+    """One payload's all-gather around a ring, advanced step by step without blocking."""
+
+    def __init__(self, payload: Any, ring: list[int], group: Any, tag: int) -> None:
+        self.payload = payload
+        self.ring, self.group, self.tag = ring, group, tag
+        self.me = dist.get_rank()
+        self.pos = ring.index(self.me)
+        self.next = ring[(self.pos + 1) % len(ring)]
+        self.prev = ring[(self.pos - 1) % len(ring)]
+        mine = payload.tensor()
+        self.held: list[torch.Tensor | None] = [None] * len(ring)
+        self.held[self.pos] = mine
+        self.step = 0
+        self.works: list[Any] = []
+        self._start_step()
+
+    def _start_step(self) -> None:
+        m = len(self.ring)
+        if self.step >= m - 1:
+            self.works = []
+            return
+        send, recv = (self.pos - self.step) % m, (self.pos - self.step - 1) % m
+        self.held[recv] = torch.empty_like(self.held[self.pos])
+        tag = self.tag * m + self.step
+        ops = [
+            dist.P2POp(dist.isend, self.held[send], self.next, self.group, tag),
+            dist.P2POp(dist.irecv, self.held[recv], self.prev, self.group, tag),
+        ]
+        self.works = dist.batch_isend_irecv(ops)
+        links.count(self.me, self.next, self.payload.nbytes)
+
+    def advance(self, block: bool) -> None:
+        """Start the next ring steps whose predecessors are done (all of them if ``block``)."""
+        while self.works:
+            if not block and not all(w.is_completed() for w in self.works):
+                return
+            for w in self.works:
+                w.wait()
+            self.step += 1
+            self._start_step()
+
+    def finish(self) -> None:
+        self.advance(block=True)
+
+    def payload_of(self, member: int) -> Any:
+        i = self.ring.index(member)
+        return self.payload if i == self.pos else self.payload.like(self.held[i])
 
 
 def _hierarchical(
@@ -173,30 +244,7 @@ def _hierarchical(
                 links.count(me, m, t.nbytes)
 
 
-def _compress(t: torch.Tensor, compressor: Any, key: Hashable | None) -> Any:
+def _compress(t: torch.Tensor, compressor: Any, key: Hashable) -> Any:
     if hasattr(compressor, "residuals"):  # ErrorFeedback: compress(t, key)
-        return compressor.compress(t, key if key is not None else ("tensor", t.data_ptr()))
+        return compressor.compress(t, key)
     return compressor.compress(t)
-
-
-def _ring_allgather(
-    mine: torch.Tensor, ring: list[int], group: Any
-) -> dict[int, torch.Tensor | None]:
-    """Pass fixed-size byte buffers around the ring; rank -> its buffer (None: our own)."""
-    me = dist.get_rank()
-    m = len(ring)
-    pos = ring.index(me)
-    nxt, prv = ring[(pos + 1) % m], ring[(pos - 1) % m]
-    held: list[torch.Tensor | None] = [None] * m
-    held[pos] = mine
-    for step in range(m - 1):
-        send, recv = (pos - step) % m, (pos - step - 1) % m
-        held[recv] = torch.empty_like(mine)
-        ops = [
-            dist.P2POp(dist.isend, held[send], nxt, group),
-            dist.P2POp(dist.irecv, held[recv], prv, group),
-        ]
-        for req in dist.batch_isend_irecv(ops):
-            req.wait()
-        links.count(me, nxt, mine.numel() * mine.element_size())
-    return {ring[i]: (None if i == pos else held[i]) for i in range(m)}
