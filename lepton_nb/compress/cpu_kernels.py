@@ -13,13 +13,12 @@ import numpy as np
 from numba import njit, prange
 
 from . import halfbits
+from .plan import RUN
 
 #: Elements per block in the hot loops (a vectorised max, then a rare rescan).
 BLOCK = 64
 #: Mask giving the bit pattern of |x| from that of x.
 MAG = np.int32(0x7FFFFFFF)
-#: Consecutive elements per random sample position (one cache line's worth or less).
-RUN = 8
 _Q = np.float32(127.0)
 
 

@@ -16,6 +16,8 @@ import numpy as np
 
 #: Elements sampled to estimate the threshold (all of them when there are fewer).
 SAMPLE = 32768
+#: Consecutive elements per random sample position (a cache line's worth or less).
+RUN = 8
 #: Headroom on the expected share of the population above the threshold.
 MARGIN = 1.15
 #: Standard deviations of the sample count added on top, so a retry is rare.
