@@ -105,7 +105,7 @@ def allreduce(
         elif plan.hierarchical:
             _hierarchical(t, compressor, key, plan, route)
         else:
-            _compressed(t, compressor, key, plan.ring, None)
+            _compressed(t, compressor, key, plan.ring, None, _bucket(plan.ring_link))
     if op == "mean":
         t.div_(world)
     return t
@@ -136,13 +136,25 @@ def _plain(t: torch.Tensor, world: int) -> None:
     links.count(me, (me + 1) % world, 2 * (world - 1) * t.nbytes // world)
 
 
-#: Elements per bucket: large tensors are compressed and sent bucket by bucket, so that
-#: compressing one bucket overlaps sending the one before (as DDP's gradient buckets do).
-BUCKET = 1 << 22
+#: Elements per bucket: large tensors are compressed and sent bucket by bucket (as DDP's
+#: gradient buckets are), so that compressing one bucket overlaps sending the one before.
+#: That pays on a slow link; on a fast one each bucket's fixed costs outweigh the overlap
+#: (measured with benchmarks/bench_allreduce.py), so buckets are larger there.
+BUCKET = 1 << 25
+BUCKET_ON_LINK: dict[str, int] = {"network": 1 << 22}
+
+
+def _bucket(link: str) -> int:
+    return min(BUCKET, BUCKET_ON_LINK.get(link, BUCKET))
 
 
 def _compressed(
-    t: torch.Tensor, compressor: Any, key: Hashable | None, ring: list[int], group: Any
+    t: torch.Tensor,
+    compressor: Any,
+    key: Hashable | None,
+    ring: list[int],
+    group: Any,
+    bucket: int,
 ) -> None:
     """All-gather every member's payloads around ``ring``; each sums them in rank order.
 
@@ -153,15 +165,15 @@ def _compressed(
     flat = t.view(-1) if t.is_contiguous() else t.reshape(-1)
     key = key if key is not None else ("tensor", t.data_ptr())
     exchanges = []
-    for i, lo in enumerate(range(0, flat.numel(), BUCKET)):
-        part = flat[lo : lo + BUCKET]
+    for i, lo in enumerate(range(0, flat.numel(), bucket)):
+        part = flat[lo : lo + bucket]
         payload = _compress(part, compressor, key if lo == 0 else (key, i))
         exchanges.append(_RingExchange(payload, ring, group, tag=i))
         for ex in exchanges[:-1]:
             ex.advance(block=False)
     for i, ex in enumerate(exchanges):
         ex.finish()
-        part = flat[i * BUCKET : (i + 1) * BUCKET]
+        part = flat[i * bucket : (i + 1) * bucket]
         out = part if part.dtype == torch.float32 else torch.empty_like(part, dtype=torch.float32)
         out.zero_()
         for member in sorted(ring):
@@ -236,7 +248,8 @@ def _hierarchical(
         if me != leader:
             links.count(me, leader, t.nbytes)
     if me == leader:
-        _compressed(t, compressor, key, plan.leaders, route.leader_group)
+        bucket = _bucket(plan.ring_link)
+        _compressed(t, compressor, key, plan.leaders, route.leader_group, bucket)
     if len(members) > 1:
         dist.broadcast(t, src=leader, group=local)
         if me == leader:
