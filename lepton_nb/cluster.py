@@ -21,6 +21,7 @@ from . import cell, engine, links, topology
 from .errors import ClusterError
 from .job import Job
 from .launch import EngineSets
+from .metrics import Collector
 from .placement import Slot, backend_for, gpu_count, parse_gpus, plan
 from .rankspec import RankSpec, parse_ranks
 from .status import StatusTable, rank_rows
@@ -67,6 +68,7 @@ class Cluster(HasTraits):
         help="Seconds cluster.run waits before interrupting the ranks (None: until done or Ctrl-C).",
     )
     backend = Unicode("", help="Process-group backend in use: nccl or gloo (set by start).")
+    metrics_interval = Float(0.5, help="Seconds between two metrics samples of each rank.")
 
     def __init__(
         self,
@@ -97,6 +99,7 @@ class Cluster(HasTraits):
         self._token = uuid.uuid4().hex[:8]
         self.transfer = Transfer(self)
         self._topology: topology.Topology | None = None
+        self._collector: Collector | None = None
 
     @validate("n")
     def _check_n(self, proposal: Any) -> Any:
@@ -205,6 +208,7 @@ class Cluster(HasTraits):
         try:
             self._ipp.start_controller_sync()
             self._client = self._ipp.connect_client_sync()
+            self._collector = Collector(self, self.metrics_interval).open()
             self._sets = EngineSets(
                 self._ipp, self._client, self._engines, self.engine_timeout, self.progress
             )
@@ -221,6 +225,9 @@ class Cluster(HasTraits):
         if self in _started:
             _started.remove(self)
         self.transfer.close()
+        collector, self._collector = self._collector, None
+        if collector is not None:
+            collector.close()
         client, self._client = self._client, None
         if client is not None:
             try:
@@ -314,6 +321,8 @@ class Cluster(HasTraits):
                 + "\n".join("  " + f.summary() for f in outcome.failures.values())
             )
         self.backend = backend
+        if self._collector is not None:
+            self._collector.start_samplers(self.engine_timeout)
 
     # -- running work ---------------------------------------------------------
     def run(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> list[Any]:
@@ -367,6 +376,16 @@ class Cluster(HasTraits):
     def cache_info(self) -> dict[str, int]:
         """Push cache figures: hits, misses, bytes_sent, bytes_saved, shared_bytes."""
         return self.transfer.cache_info()
+
+    def metrics(self) -> list[dict[str, Any]]:
+        """The latest sample of every rank, ordered by rank (see ``lepton_nb.metrics``).
+
+        Each has rank, host, pid, device, state (idle/busy/dead/restarting), rss,
+        cpu_percent, memory, torch, nvml and links (bytes and bytes/s per link).
+        """
+        self._require()
+        assert self._collector is not None
+        return self._collector.ranks(wait=2 * self.metrics_interval + 2.0)
 
     def status(self) -> StatusTable:
         """A table of every rank: engine, host, pid, device, memory used/total, state."""

@@ -1,0 +1,16 @@
+"""Live metrics: each rank's sampler, the notebook's collector, the cluster's snapshot.
+
+- :mod:`.sampler` runs on each rank (a daemon thread pushing signed samples);
+- :mod:`.collector` runs in the notebook (receives them while cells run);
+- :mod:`.snapshot` turns the latest samples into one JSON-able view of the cluster;
+- :mod:`.runtime` writes the file a Jupyter server finds the cluster by;
+- :mod:`.wire` signs and checks the messages.
+"""
+
+from __future__ import annotations
+
+from .collector import Collector
+from .snapshot import STATES
+from .wire import BadMessage
+
+__all__ = ["STATES", "BadMessage", "Collector"]

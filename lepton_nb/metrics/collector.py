@@ -1,0 +1,231 @@
+"""The notebook's side: receive every rank's samples while cells run, keep the latest.
+
+A :class:`Collector` binds a ZMQ PULL socket that every rank's sampler pushes
+to, and a PUB socket on loopback where it republishes the cluster's snapshot
+each interval for the Jupyter server (found through a runtime file). Both are
+served by one daemon thread, so samples arrive while the notebook's main
+thread waits on a ``%%lepton_distributed`` cell.
+"""
+
+from __future__ import annotations
+
+import atexit
+import logging
+import os
+import socket
+import threading
+import time
+import weakref
+from typing import TYPE_CHECKING, Any
+
+import zmq
+
+from ..job import Job
+from ..links import LinkCounter
+from . import runtime, sampler, snapshot, wire
+
+if TYPE_CHECKING:  # pragma: no cover
+    from ..cluster import Cluster
+
+log = logging.getLogger(__name__)
+
+#: Seconds a remote rank may stay silent before it counts as dead.
+DEAD_AFTER_S = 10.0
+
+
+class NotebookLinks:
+    """Rates of the notebook's own push counters, between two readings."""
+
+    def __init__(self, counter: LinkCounter) -> None:
+        self.counter = counter
+        self._last: tuple[float, dict[tuple[int, int], int]] = (time.monotonic(), {})
+
+    def rows(self) -> list[list[float]]:
+        now, counts = time.monotonic(), self.counter.snapshot()
+        then, before = self._last
+        self._last = (now, counts)
+        dt = now - then
+        return [
+            [s, d, n, (n - before.get((s, d), 0)) / dt if dt > 0 else 0.0]
+            for (s, d), n in sorted(counts.items())
+        ]
+
+
+class Collector(threading.Thread):
+    """Samples from every rank of ``cluster``; the snapshot; the runtime file for the server."""
+
+    def __init__(self, cluster: Cluster, interval: float) -> None:
+        super().__init__(name="lepton-metrics", daemon=True)
+        self._cluster = weakref.ref(cluster)
+        self.cluster_id = cluster._token
+        self.interval = interval
+        self.key = os.urandom(32)
+        self.received = self.rejected = 0
+        self._samples: dict[int, tuple[float, dict[str, Any]]] = {}
+        self._lock = threading.Lock()
+        self._stopping = threading.Event()
+        self._links = NotebookLinks(cluster.transfer.links)
+        self._last_warning = 0.0
+        self._notebook_rows: list[list[float]] = []
+        ctx = zmq.Context.instance()
+        self._pull = ctx.socket(zmq.PULL)
+        self._pub = ctx.socket(zmq.PUB)
+        for s in (self._pull, self._pub):
+            s.setsockopt(zmq.LINGER, 0)
+        ip = _engine_facing_ip(cluster)
+        self.endpoint = f"tcp://{ip}:{self._pull.bind_to_random_port(f'tcp://{ip}')}"
+        self.publish_endpoint = (
+            f"tcp://127.0.0.1:{self._pub.bind_to_random_port('tcp://127.0.0.1')}"
+        )
+        self.runtime_file: str | None = None
+
+    # -- lifecycle -------------------------------------------------------
+    def open(self) -> Collector:
+        """Start the thread and write the runtime file."""
+        self.start()
+        info = {
+            "cluster": self.cluster_id,
+            "endpoint": self.publish_endpoint,
+            "key": self.key.hex(),
+            "pid": os.getpid(),
+            "kernel": runtime.kernel_connection_file(),
+            "started": time.time(),
+        }
+        try:
+            self.runtime_file = runtime.write(info)
+        except OSError as e:
+            log.warning("no runtime file for the Jupyter server: %s", e)
+        atexit.register(self.close)
+        return self
+
+    def close(self, timeout: float = 2.0) -> None:
+        """Stop the thread and remove the runtime file. Safe to call twice."""
+        self._stopping.set()
+        if self.is_alive() and threading.current_thread() is not self:
+            self.join(timeout)
+        runtime.remove(self.runtime_file)
+        self.runtime_file = None
+        atexit.unregister(self.close)
+
+    @property
+    def closed(self) -> bool:
+        """True once closed."""
+        return self._stopping.is_set()
+
+    def start_samplers(self, timeout: float) -> None:
+        """Start (or restart) the sampler on every rank, pointed at this collector."""
+        cluster = self._cluster()
+        if cluster is None:
+            return
+        engines = cluster.engines()
+        args = {
+            r: (
+                self.endpoint,
+                self.key.hex(),
+                self.cluster_id,
+                r,
+                cluster.slots[r].gpu,
+                self.interval,
+            )
+            for r in engines
+        }
+        job = Job(cluster.client).apply(engines, sampler.start, args_by_rank=args)
+        if not job.wait(timeout):
+            log.warning("rank(s) %s did not start their metrics sampler", job.running)
+        for r, failure in job.outcome().failures.items():
+            log.warning("rank %s: metrics sampler did not start: %s", r, failure.summary())
+
+    # -- the thread ------------------------------------------------------
+    def run(self) -> None:
+        poller = zmq.Poller()
+        poller.register(self._pull, zmq.POLLIN)
+        next_publish = time.monotonic()
+        try:
+            while not self._stopping.is_set():
+                wait = max(0.0, min(0.2, next_publish - time.monotonic()))
+                if poller.poll(wait * 1000):
+                    self._drain()
+                if time.monotonic() >= next_publish:
+                    self._publish()
+                    next_publish = time.monotonic() + self.interval
+        except Exception:  # the thread must say why it stopped
+            log.exception("the metrics collector stopped")
+        finally:
+            self._pull.close(0)
+            self._pub.close(0)
+
+    def _drain(self) -> None:
+        while True:
+            try:
+                frames = self._pull.recv_multipart(zmq.NOBLOCK)
+            except zmq.Again:
+                return
+            self.receive(frames)
+
+    def receive(self, frames: list[bytes]) -> bool:
+        """Keep a rank's sample if well formed and signed; else log and drop it."""
+        try:
+            msg = wire.verify(self.key, frames)
+            if msg["type"] != "sample" or msg.get("cluster") != self.cluster_id:
+                raise wire.BadMessage(f"not a sample of cluster {self.cluster_id}")
+            rank = msg.get("rank")
+            if not isinstance(rank, int) or isinstance(rank, bool):
+                raise wire.BadMessage("a sample without an integer rank")
+        except wire.BadMessage as e:
+            self.rejected += 1
+            now = time.monotonic()
+            if now - self._last_warning > 1.0:
+                self._last_warning = now
+                log.warning("dropped a malformed metrics message (%d so far): %s", self.rejected, e)
+            return False
+        with self._lock:
+            self._samples[rank] = (time.monotonic(), msg)
+        self.received += 1
+        return True
+
+    def _publish(self) -> None:
+        self._notebook_rows = self._links.rows()  # rates over one interval, in this thread
+        snap = self.snapshot()
+        if snap is not None:
+            self._pub.send_multipart(wire.sign(self.key, snap))
+
+    # -- reading ---------------------------------------------------------
+    def snapshot(self) -> dict[str, Any] | None:
+        """The cluster's snapshot now (None once the cluster is gone). Any thread may call it."""
+        cluster = self._cluster()
+        if cluster is None:
+            return None
+        engines = dict(cluster._engines)
+        placement = [{"rank": s.rank, "device": s.device, "gpu": s.gpu} for s in cluster.slots]
+        with self._lock:
+            samples = dict(self._samples)
+        snap = snapshot.build(
+            self.cluster_id,
+            placement,
+            engines,
+            samples,
+            self._notebook_rows,
+            socket.gethostname(),
+            max(DEAD_AFTER_S, 10 * self.interval),
+            {"backend": cluster.backend, "interval": self.interval, "running": cluster.running},
+        )
+        return snap
+
+    def ranks(self, wait: float = 0.0) -> list[dict[str, Any]]:
+        """Each rank's row of the snapshot, waiting up to ``wait`` s for every rank's first sample."""
+        deadline = time.monotonic() + wait
+        while True:
+            snap = self.snapshot()
+            rows = snap["ranks"] if snap else []
+            if all("time" in r for r in rows) or time.monotonic() >= deadline:
+                return rows
+            time.sleep(0.05)
+
+
+def _engine_facing_ip(cluster: Cluster) -> str:
+    """The address engines reach the notebook at: the controller's, loopback by default."""
+    ipp = cluster._ipp
+    ip = getattr(ipp, "controller_ip", None) if ipp is not None else None
+    if not ip or ip in ("*", "0.0.0.0", "localhost"):
+        return "127.0.0.1"
+    return str(ip)
