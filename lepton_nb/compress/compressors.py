@@ -160,7 +160,11 @@ class TopK(Compressor):
 
 
 class Int8(Compressor):
-    """int8 with a float32 scale per ``chunk`` elements: scale = max|x| / 127."""
+    """int8 with a float32 scale per ``chunk`` elements: scale = max|x| / 127.
+
+    Error per element at most scale / 2. An all-zero chunk has scale 0 (q = 0);
+    a non-zero one at least 2**-126, so that subnormal values keep the bound.
+    """
 
     codec = "int8"
 

@@ -20,6 +20,9 @@ BLOCK = 64
 #: Mask giving the bit pattern of |x| from that of x.
 MAG = np.int32(0x7FFFFFFF)
 _Q = np.float32(127.0)
+#: Smallest int8 scale of a non-zero chunk (the smallest normal float32): a
+#: subnormal max / 127 would lose the precision the error bound needs.
+TINY_SCALE = np.float32(2.0**-126)
 
 
 @njit(cache=True)
@@ -213,7 +216,14 @@ def scatter_add(dst, idx, vals, parts):
                 dst[i] += vals[j]
 
 
-# ---- int8: per-chunk scale = max|x| / 127, q = round(x / scale) ----
+# ---- int8: per-chunk scale = max|x| / 127 (at least TINY_SCALE), q = round(x / scale) ----
+
+
+@njit(cache=True)
+def _scale(m):
+    """The int8 scale of a chunk whose largest |x| has bits ``m``."""
+    s = i2f(m) / _Q
+    return TINY_SCALE if m > 0 and s < TINY_SCALE else s
 
 
 @njit(cache=True)
@@ -234,7 +244,7 @@ def int8(x, chunk, q, scale):
         m = np.int32(0)
         for j in range(xs.size):
             m = max(m, f2i(xs[j]) & MAG)
-        s = i2f(m) / _Q
+        s = _scale(m)
         scale[c] = s
         for j in range(xs.size):
             qs[j] = _quantize(xs[j], s)
@@ -254,7 +264,7 @@ def int8_feedback(r, t, chunk, q, scale):
             v = rs[j] + ts[j]
             rs[j] = v
             m = max(m, f2i(v) & MAG)
-        s = i2f(m) / _Q
+        s = _scale(m)
         scale[c] = s
         for j in range(rs.size):
             qv = _quantize(rs[j], s)

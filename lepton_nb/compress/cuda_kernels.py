@@ -18,6 +18,7 @@ import numpy as np
 from numba import config, cuda, int32, int64
 
 from . import halfbits
+from .cpu_kernels import TINY_SCALE
 
 #: Threads per block (a power of two: the int8 max is a tree reduction).
 THREADS = 256
@@ -54,6 +55,14 @@ def _device(fn: Callable) -> Callable:
 half_bits = _device(halfbits.half_bits)
 as_int16 = _device(halfbits.as_int16)
 half_value = _device(halfbits.make_half_value(i2f))
+
+
+@_device
+def int8_scale(m):
+    """The int8 scale of a chunk whose largest |x| has bits ``m`` (as the CPU twin's)."""
+    s = i2f(m) / np.float32(127.0)
+    tiny = np.float32(TINY_SCALE)
+    return tiny if m > 0 and s < tiny else s
 
 
 @_device
@@ -222,7 +231,7 @@ def int8(x, chunk, q, scale):
         m = 0
         for i in range(lo + tid, hi, cuda.blockDim.x):
             m = max(m, f2i(x[i]) & MAG)
-        s = i2f(_block_max(m, sm)) / np.float32(127.0)
+        s = int8_scale(_block_max(m, sm))
         if tid == 0:
             scale[c] = s
         for i in range(lo + tid, hi, cuda.blockDim.x):
@@ -241,7 +250,7 @@ def int8_feedback(r, t, chunk, q, scale):
             v = r[i] + t[i]
             r[i] = v
             m = max(m, f2i(v) & MAG)
-        s = i2f(_block_max(m, sm)) / np.float32(127.0)
+        s = int8_scale(_block_max(m, sm))
         if tid == 0:
             scale[c] = s
         for i in range(lo + tid, hi, cuda.blockDim.x):
