@@ -11,6 +11,7 @@ from typing import Any
 from .cluster import Cluster, get_cluster
 from .engine import get_device, local_rank, rank, world_size
 from .errors import ClusterError, DistributedTimeout, RankFailure, RemoteError
+from .monitor import monitor  # the function; the module stays importable as lepton_nb.monitor
 
 __version__ = "0.1.0"
 
@@ -24,6 +25,7 @@ __all__ = [
     "get_device",
     "load_ipython_extension",
     "local_rank",
+    "monitor",
     "rank",
     "unload_ipython_extension",
     "world_size",

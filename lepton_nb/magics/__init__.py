@@ -1,4 +1,4 @@
-"""IPython magics: ``%lepton_cluster`` and ``%%lepton_distributed``.
+"""IPython magics: ``%lepton_cluster``, ``%%lepton_distributed``, push/pull, ``%lepton_monitor``.
 
 They parse, call the Python API (:class:`lepton_nb.Cluster`) and render;
 everything they do is reachable from Python too.
@@ -9,10 +9,11 @@ from __future__ import annotations
 from typing import Any
 
 from .cluster import LeptonMagics
+from .monitor import MonitorMagics
 from .transfer import TransferMagics
 
 _MAGICS = {
-    "line": ("lepton_cluster", "lepton_push", "lepton_pull"),
+    "line": ("lepton_cluster", "lepton_push", "lepton_pull", "lepton_monitor"),
     "cell": ("lepton_distributed",),
 }
 
@@ -21,6 +22,7 @@ def load_ipython_extension(ip: Any) -> None:
     """Register the lepton magics on ``ip``."""
     ip.register_magics(LeptonMagics)
     ip.register_magics(TransferMagics)
+    ip.register_magics(MonitorMagics)
 
 
 def unload_ipython_extension(ip: Any) -> None:
@@ -29,5 +31,5 @@ def unload_ipython_extension(ip: Any) -> None:
     for kind, names in _MAGICS.items():
         for name in names:
             registry[kind].pop(name, None)
-    for cls in (LeptonMagics, TransferMagics):
+    for cls in (LeptonMagics, TransferMagics, MonitorMagics):
         ip.magics_manager.registry.pop(cls.__name__, None)
