@@ -202,7 +202,7 @@ class Cluster(HasTraits):
         self._ipp = ipp.Cluster(
             n=0,
             cluster_id=f"lepton-{self._token}",
-            log_level=logging.WARNING,
+            log_level=logging.ERROR,  # our own errors name dead ranks; no engine-log dumps on stop
             engine_timeout=int(self.engine_timeout),
         )
         try:
