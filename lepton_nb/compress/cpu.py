@@ -13,6 +13,7 @@ import numba
 import numpy as np
 
 from . import cpu_kernels as K
+from . import cpu_topk as T
 from . import plan
 
 NAME = "cpu"
@@ -24,10 +25,10 @@ def topk(x: np.ndarray, k: int, idx: np.ndarray, val: np.ndarray) -> None:
         return
     xb = x.view(np.int32)
     samples = plan.sample_size(x.size)
-    sample = (xb & K.MAG) if samples == x.size else K.sample(xb, samples)
+    sample = (xb & K.MAG) if samples == x.size else T.sample(xb, samples)
 
     def first(thr, lo, hi, off, cap, cand, cidx, counts):
-        K.collect(xb, thr, lo, hi, off, cap, cand, cidx, counts)
+        T.collect(xb, thr, lo, hi, off, cap, cand, cidx, counts)
 
     _select(first, xb, sample, k, idx, val)
 
@@ -41,19 +42,19 @@ def topk_feedback(r: np.ndarray, t: np.ndarray, k: int, idx: np.ndarray, val: np
     if samples == r.size:
         sample = (r + t).view(np.int32) & K.MAG
     else:
-        sample = K.sample_feedback(r, t, samples)
+        sample = T.sample_feedback(r, t, samples)
 
     def first(thr, lo, hi, off, cap, cand, cidx, counts):
-        K.collect_feedback(r, t, thr, lo, hi, off, cap, cand, cidx, counts)
+        T.collect_feedback(r, t, thr, lo, hi, off, cap, cand, cidx, counts)
 
     _select(first, r.view(np.int32), sample, k, idx, val)
-    K.zero_at(r, idx)
+    T.zero_at(r, idx)
 
 
 def _select(first: Callable, xb: np.ndarray, sample: np.ndarray, k: int, idx, val) -> None:
     """Collect candidates (``first`` on the first try, then from ``xb``), select k."""
     numel = xb.size
-    lo, hi = K.chunks(numel, numba.get_num_threads())
+    lo, hi = T.chunks(numel, numba.get_num_threads())
     attempt = 0
     while True:
         rank = plan.sample_rank(k, numel, sample.size, attempt)
@@ -72,12 +73,12 @@ def _select(first: Callable, xb: np.ndarray, sample: np.ndarray, k: int, idx, va
     over = counts > cap
     if over.any():  # a chunk held more than its share: collect it again into exact room
         cand, cidx, off = _recollect(xb, thr, lo, hi, off, cap, counts, cand, cidx, over)
-    K.select(cand, cidx, off, counts, k, idx, val.view(np.int32))
+    T.select(cand, cidx, off, counts, k, idx, val.view(np.int32))
 
 
 def _collector(xb: np.ndarray) -> Callable:
     def collect(thr, lo, hi, off, cap, cand, cidx, counts):
-        K.collect(xb, thr, lo, hi, off, cap, cand, cidx, counts)
+        T.collect(xb, thr, lo, hi, off, cap, cand, cidx, counts)
 
     return collect
 
@@ -92,7 +93,7 @@ def _recollect(xb, thr, lo, hi, off, cap, counts, cand, cidx, over):
         new_cidx[new_off[c] : new_off[c] + n] = cidx[off[c] : off[c] + n]
     sel = np.flatnonzero(over)
     again = np.zeros(sel.size, np.int64)
-    K.collect(xb, thr, lo[sel], hi[sel], new_off[sel], counts[sel], new_cand, new_cidx, again)
+    T.collect(xb, thr, lo[sel], hi[sel], new_off[sel], counts[sel], new_cand, new_cidx, again)
     return new_cand, new_cidx, new_off
 
 

@@ -1,10 +1,12 @@
-"""numba CPU kernels: each splits its work into contiguous chunks run by ``prange``.
+"""numba CPU kernels for int8, fp16 and scatter_add, and the bit helpers of all.
 
-Elementwise kernels use ``numba.get_num_threads()`` chunks; int8 works per
-quantisation chunk. Hot loops run over fixed 64-element blocks so LLVM
-vectorises them. Floats are compared as int32 bit patterns of |x| (``& MAG``),
-which orders non-negative floats and puts NaN above inf, so a block's largest
-magnitude is an integer max. :mod:`.cuda_kernels` holds the CUDA twin of each.
+Each kernel splits its work with ``prange``: scatter_add into one range of
+dst per thread (``numba.get_num_threads()``, passed in), int8 by quantisation
+chunk, fp16 by fixed 64-element blocks, whose constant trip count lets LLVM
+vectorise the loop. Floats are compared as int32 bit patterns of |x|
+(``& MAG``), which orders non-negative floats and puts NaN above inf, so a
+largest magnitude is an integer max. Top-k is in :mod:`.cpu_topk`;
+:mod:`.cuda_kernels` holds the CUDA twin of each kernel.
 """
 
 from __future__ import annotations
@@ -13,9 +15,8 @@ import numpy as np
 from numba import njit, prange
 
 from . import halfbits
-from .plan import RUN
 
-#: Elements per block in the hot loops (a vectorised max, then a rare rescan).
+#: Elements per block in the hot loops (constant trip count: vectorised).
 BLOCK = 64
 #: Mask giving the bit pattern of |x| from that of x.
 MAG = np.int32(0x7FFFFFFF)
@@ -40,163 +41,6 @@ def i2f(b):
 half_bits = njit(cache=True)(halfbits.half_bits)
 as_int16 = njit(cache=True)(halfbits.as_int16)
 half_value = njit(halfbits.make_half_value(i2f))
-
-
-def chunks(numel: int, count: int) -> tuple[np.ndarray, np.ndarray]:
-    """``count`` ranges [lo, hi) covering ``numel`` elements, split at block boundaries."""
-    blocks = -(-numel // BLOCK)
-    step = -(-blocks // count) * BLOCK
-    lo = np.minimum(np.arange(count, dtype=np.int64) * step, numel)
-    return lo, np.minimum(lo + step, numel)
-
-
-# ---- top-k: collect the candidates at or above a threshold, then select exactly k ----
-
-
-@njit(cache=True)
-def _collect_range(xb, thr, lo, hi, base, cap, cand, cidx):
-    # (the keep-test is written out twice: as a function call it stops vectorisation)
-    cnt = 0
-    blocks = (hi - lo) // BLOCK
-    for blk in range(blocks):
-        i = lo + blk * BLOCK
-        xs = xb[i : i + BLOCK]
-        m = np.int32(0)
-        for j in range(BLOCK):
-            m = max(m, xs[j] & MAG)
-        if m >= thr:
-            for j in range(BLOCK):
-                b = xs[j]
-                if (b & MAG) >= thr:
-                    if cnt < cap:
-                        cand[base + cnt] = b
-                        cidx[base + cnt] = i + j
-                    cnt += 1
-    for j in range(lo + blocks * BLOCK, hi):
-        b = xb[j]
-        if (b & MAG) >= thr:
-            if cnt < cap:
-                cand[base + cnt] = b
-                cidx[base + cnt] = j
-            cnt += 1
-    return cnt
-
-
-@njit(parallel=True, cache=True)
-def collect(xb, thr, lo, hi, off, cap, cand, cidx, counts):
-    """Per range c: bits and index of elements with |x| >= thr into slots off[c].., cap[c] of
-    them; counts[c] = how many there were (may exceed cap[c])."""
-    for c in prange(lo.size):
-        counts[c] = _collect_range(xb, thr, lo[c], hi[c], off[c], cap[c], cand, cidx)
-
-
-@njit(cache=True)
-def _collect_feedback_range(r, t, thr, lo, hi, base, cap, cand, cidx):
-    cnt = 0
-    blocks = (hi - lo) // BLOCK
-    for blk in range(blocks):
-        i = lo + blk * BLOCK
-        rs = r[i : i + BLOCK]
-        ts = t[i : i + BLOCK]
-        m = np.int32(0)
-        for j in range(BLOCK):
-            v = rs[j] + ts[j]
-            rs[j] = v
-            m = max(m, f2i(v) & MAG)
-        if m >= thr:
-            for j in range(BLOCK):
-                b = f2i(rs[j])
-                if (b & MAG) >= thr:
-                    if cnt < cap:
-                        cand[base + cnt] = b
-                        cidx[base + cnt] = i + j
-                    cnt += 1
-    for j in range(lo + blocks * BLOCK, hi):
-        v = r[j] + t[j]
-        r[j] = v
-        b = f2i(v)
-        if (b & MAG) >= thr:
-            if cnt < cap:
-                cand[base + cnt] = b
-                cidx[base + cnt] = j
-            cnt += 1
-    return cnt
-
-
-@njit(parallel=True, cache=True)
-def collect_feedback(r, t, thr, lo, hi, off, cap, cand, cidx, counts):
-    """:func:`collect` of r + t, storing r += t on the way (one pass)."""
-    for c in prange(lo.size):
-        counts[c] = _collect_feedback_range(r, t, thr, lo[c], hi[c], off[c], cap[c], cand, cidx)
-
-
-@njit(parallel=True, cache=True)
-def sample(xb, count):
-    """|x| bits of ``count`` elements: runs of :data:`RUN` at random positions."""
-    out = np.empty(count, np.int32)
-    for s in prange(count // RUN):
-        p = np.random.randint(0, xb.size - RUN + 1)
-        for j in range(RUN):
-            out[s * RUN + j] = xb[p + j] & MAG
-    return out
-
-
-@njit(parallel=True, cache=True)
-def sample_feedback(r, t, count):
-    """|r + t| bits of ``count`` elements: runs of :data:`RUN` at random positions."""
-    out = np.empty(count, np.int32)
-    for s in prange(count // RUN):
-        p = np.random.randint(0, r.size - RUN + 1)
-        for j in range(RUN):
-            out[s * RUN + j] = f2i(r[p + j] + t[p + j]) & MAG
-    return out
-
-
-@njit(cache=True)
-def select(cand, cidx, off, counts, k, out_idx, out_bits):
-    """Exactly the k largest |x| among the candidates, in index order (ties: first ones).
-
-    Radix select on the magnitude bits: a histogram of the high 15 bits finds
-    the bin holding the k-th largest, one of its low 16 bits finds the value.
-    """
-    hist = np.zeros(1 << 15, np.int64)
-    for c in range(off.size):
-        for j in range(off[c], off[c] + counts[c]):
-            hist[(cand[j] & MAG) >> 16] += 1
-    top = (1 << 15) - 1
-    above = 0
-    while above + hist[top] < k:
-        above += hist[top]
-        top -= 1
-    low_hist = np.zeros(1 << 16, np.int64)
-    for c in range(off.size):
-        for j in range(off[c], off[c] + counts[c]):
-            b = cand[j] & MAG
-            if (b >> 16) == top:
-                low_hist[b & 0xFFFF] += 1
-    low = (1 << 16) - 1
-    while above + low_hist[low] < k:
-        above += low_hist[low]
-        low -= 1
-    kth = (top << 16) | low
-    ties = k - above
-    o = 0
-    for c in range(off.size):
-        for j in range(off[c], off[c] + counts[c]):
-            b = cand[j] & MAG
-            if b > kth or (b == kth and ties > 0):
-                if b == kth:
-                    ties -= 1
-                out_idx[o] = cidx[j]
-                out_bits[o] = cand[j]
-                o += 1
-
-
-@njit(parallel=True, cache=True)
-def zero_at(r, idx):
-    """r[idx] = 0."""
-    for j in prange(idx.size):
-        r[idx[j]] = 0.0
 
 
 @njit(parallel=True, cache=True)

@@ -17,28 +17,31 @@ from typing import Any
 import numpy as np
 from numba import cuda
 
-from . import cuda_kernels as K
+from . import cuda_device as D
 from . import plan
+from .cuda_kernels import KERNELS
 from .tensors import is_tensor
 
 NAME = "cuda"
+__all__ = ["KERNELS", "NAME", "grid", "kernel", "launch"]
 _compiled: dict[str, Any] = {}
 
 
 def kernel(name: str) -> Any:
-    """The jitted kernel ``name`` of :data:`.cuda_kernels.KERNELS` (compiled on first launch)."""
+    """The jitted kernel ``name`` of :data:`KERNELS` (compiled on first launch)."""
     if name not in _compiled:
-        _compiled[name] = cuda.jit(K.KERNELS[name][0])
+        _compiled[name] = cuda.jit(KERNELS[name][0])
     return _compiled[name]
 
 
-def _grid(items: int, per_thread: int = 1) -> tuple[int, int]:
-    """(blocks, threads) for ``items`` work items; small grids under the simulator."""
-    if K.SIMULATOR:
+def grid(items: int, per_thread: int = 1) -> tuple[int, int]:
+    """(blocks, threads) for ``items`` work items, ``per_thread`` per thread and round
+    (grid-stride loops do the rest); small grids under the simulator."""
+    if D.SIMULATOR:
         return max(1, min(2, math.ceil(items / (32 * per_thread)))), 32
     device = cuda.get_current_device()
     most = device.MULTIPROCESSOR_COUNT * 8
-    return max(1, min(most, math.ceil(items / (K.THREADS * per_thread)))), K.THREADS
+    return max(1, min(most, math.ceil(items / (D.THREADS * per_thread)))), D.THREADS
 
 
 class _Stage:
@@ -54,7 +57,7 @@ class _Stage:
 
             self.stream = cuda.external_stream(torch.cuda.current_stream(a.device).cuda_stream)
             return cuda.as_cuda_array(a.detach())
-        if K.SIMULATOR or cuda.is_cuda_array(a):
+        if D.SIMULATOR or cuda.is_cuda_array(a):
             return a
         d = cuda.to_device(a, stream=self.stream) if into else cuda.device_array_like(a)
         if out:
@@ -68,9 +71,14 @@ class _Stage:
             self.stream.synchronize()
 
 
+def launch(name: str, items: int, *args: Any, per_thread: int = 1, stream: Any = 0) -> None:
+    """Launch kernel ``name`` on a :func:`grid` for ``items`` work items."""
+    blocks, threads = grid(items, per_thread)
+    kernel(name)[blocks, threads, stream](*args)
+
+
 def _launch(stage: _Stage, name: str, items: int, *args: Any, per_thread: int = 1) -> None:
-    blocks, threads = _grid(items, per_thread)
-    kernel(name)[blocks, threads, stage.stream](*args)
+    launch(name, items, *args, per_thread=per_thread, stream=stage.stream)
 
 
 def _host(d: Any, stage: _Stage) -> np.ndarray:
@@ -98,7 +106,7 @@ def topk(x: Any, k: int, idx: Any, val: Any) -> None:
     sample = _sample(st, "gather_sample", dx.size, dx)
 
     def first(thr, cap, count, cand, cidx):
-        _launch(st, "collect", dx.size, dx, thr, cap, count, cand, cidx, per_thread=K.ITEMS)
+        _launch(st, "collect", dx.size, dx, thr, cap, count, cand, cidx, per_thread=D.ITEMS)
 
     _select(st, first, dx, sample, k, didx, dval)
     st.finish()
@@ -115,7 +123,7 @@ def topk_feedback(r: Any, t: Any, k: int, idx: Any, val: Any) -> None:
 
     def first(thr, cap, count, cand, cidx):
         args = (dr, dt, thr, cap, count, cand, cidx)
-        _launch(st, "collect_feedback", dr.size, *args, per_thread=K.ITEMS)
+        _launch(st, "collect_feedback", dr.size, *args, per_thread=D.ITEMS)
 
     _select(st, first, dr, sample, k, didx, dval)
     _launch(st, "zero_at", k, dr, didx)
@@ -130,8 +138,8 @@ def _sample(st: _Stage, name: str, numel: int, *arrays: Any) -> np.ndarray:
     else:
         starts = np.random.default_rng().integers(0, numel - plan.RUN + 1, count // plan.RUN)
         pos = (starts[:, None] + np.arange(plan.RUN)).reshape(-1)
-    out = cuda.device_array(count, np.int32) if not K.SIMULATOR else np.empty(count, np.int32)
-    dpos = cuda.to_device(pos, stream=st.stream) if not K.SIMULATOR else pos
+    out = cuda.device_array(count, np.int32) if not D.SIMULATOR else np.empty(count, np.int32)
+    dpos = cuda.to_device(pos, stream=st.stream) if not D.SIMULATOR else pos
     _launch(st, name, count, *arrays, dpos, out)
     return _host(out, st)
 
@@ -149,7 +157,7 @@ def _select(st: _Stage, first, dx: Any, sample: np.ndarray, k: int, didx: Any, d
         if attempt == 0:
             first(thr, cap, count, cand, cidx)
         else:
-            _launch(st, "collect", numel, dx, thr, cap, count, cand, cidx, per_thread=K.ITEMS)
+            _launch(st, "collect", numel, dx, thr, cap, count, cand, cidx, per_thread=D.ITEMS)
         found = int(_host(count, st)[0])
         if found >= k:
             break
@@ -159,7 +167,7 @@ def _select(st: _Stage, first, dx: Any, sample: np.ndarray, k: int, didx: Any, d
         count = _zeros(1, np.int64, st)
         cand = cuda.device_array(cap, np.int32, stream=st.stream)
         cidx = cuda.device_array(cap, didx.dtype, stream=st.stream)
-        _launch(st, "collect", numel, dx, thr, cap, count, cand, cidx, per_thread=K.ITEMS)
+        _launch(st, "collect", numel, dx, thr, cap, count, cand, cidx, per_thread=D.ITEMS)
     kth, ties = _kth(st, cand, found, k)
     counters = _zeros(2, np.int64, st)
     _launch(st, "emit", found, cand, cidx, found, kth, ties, k - ties, counters, didx, dval)
@@ -170,7 +178,7 @@ def _kth(st: _Stage, cand: Any, m: int, k: int) -> tuple[int, int]:
     11 + 10 + 10 bits."""
     prefix, mask, above = 0, 0, 0
     for shift, width in ((20, 11), (10, 10), (0, 10)):
-        hist = _zeros(K.BINS, np.int64, st)
+        hist = _zeros(D.BINS, np.int64, st)
         _launch(st, "histogram", m, cand, m, shift, width, mask, prefix, hist)
         counts = _host(hist, st)[: 1 << width]
         b = (1 << width) - 1
@@ -197,7 +205,7 @@ def int8(x: Any, chunk: int, q: Any, scale: Any) -> None:
     """scale[c] = max|x| / 127 per chunk; q = round(x / scale)."""
     st = _Stage()
     args = st(x), chunk, st(q, out=True, into=False), st(scale, out=True, into=False)
-    _launch(st, "int8", args[3].size * K.THREADS, *args)
+    _launch(st, "int8", args[3].size * D.THREADS, *args)
     st.finish()
 
 
@@ -206,7 +214,7 @@ def int8_feedback(r: Any, t: Any, chunk: int, q: Any, scale: Any) -> None:
     st = _Stage()
     args = st(r, out=True), st(t), chunk, st(q, out=True, into=False)
     dscale = st(scale, out=True, into=False)
-    _launch(st, "int8_feedback", dscale.size * K.THREADS, *args, dscale)
+    _launch(st, "int8_feedback", dscale.size * D.THREADS, *args, dscale)
     st.finish()
 
 
@@ -214,7 +222,7 @@ def int8_expand(q: Any, scale: Any, chunk: int, out: Any, add: bool) -> None:
     """out (+)= q * scale."""
     st = _Stage()
     args = st(q), st(scale), chunk, st(out, out=True, into=add), bool(add)
-    _launch(st, "int8_expand", args[1].size * K.THREADS, *args)
+    _launch(st, "int8_expand", args[1].size * D.THREADS, *args)
     st.finish()
 
 

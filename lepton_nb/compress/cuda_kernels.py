@@ -1,13 +1,12 @@
-"""numba-CUDA kernels: the CUDA twin of every kernel in :mod:`.cpu_kernels`.
+"""numba-CUDA kernels: int8, fp16 and scatter_add, and :data:`KERNELS`, the table of all.
 
-Grid-stride loops, float32/int32/int64 atomics and shared memory only: no half
-precision atomics (no GPU compiles them) and no warp intrinsics (the simulator
-lacks them). Compaction (top-k candidates and selection) aggregates per block:
-each thread takes a slot from a shared counter, then one thread reserves the
-block's range with a single global atomic. Kernels here are plain Python
-functions; :data:`KERNELS` lists each with its signatures so that tests can
-compile all of them to PTX without a GPU and ``benchmarks/gpu_check.py`` can
-time all of them on one. Importing this module imports numba.cuda.
+The CUDA twin of :mod:`.cpu_kernels` (top-k is in :mod:`.cuda_topk`).
+Grid-stride loops, float32/int32/int64 atomics and shared memory only: no
+half-precision atomics (no GPU compiles them) and no warp intrinsics (the
+simulator lacks them). Kernels are plain Python functions; :data:`KERNELS`
+lists each with its signatures, so that tests compile every one to PTX without
+a GPU and ``benchmarks/gpu_check.py`` times every one on a GPU. Importing this
+module imports numba.cuda.
 """
 
 from __future__ import annotations
@@ -15,182 +14,31 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import numpy as np
-from numba import config, cuda, int32, int64
+from numba import cuda, int32
 
-from . import halfbits
-from .cpu_kernels import TINY_SCALE
+from .cuda_device import (
+    MAG,
+    SIMULATOR,
+    THREADS,
+    as_int16,
+    device,
+    f2i,
+    half_bits,
+    half_value,
+    int8_scale,
+    quantize,
+)
+from .cuda_topk import (
+    collect,
+    collect_feedback,
+    emit,
+    gather_sample,
+    gather_sample_feedback,
+    histogram,
+    zero_at,
+)
 
-#: Threads per block (a power of two: the int8 max is a tree reduction).
-THREADS = 256
-#: Elements per thread per round in the compaction kernels.
-ITEMS = 4
-#: Bins per radix-select histogram (11 bits).
-BINS = 2048
-MAG = 0x7FFFFFFF
-SIMULATOR = bool(config.ENABLE_CUDASIM)
-
-if SIMULATOR:  # kernels run as Python on numpy scalars: bit casts by numpy views
-
-    def f2i(v):
-        return int(np.float32(v).view(np.int32))
-
-    def i2f(b):
-        return np.int32(b).view(np.float32)
-
-else:  # libdevice bit casts (device functions inlined in the IR, so PTX builds without a GPU)
-
-    @cuda.jit(device=True, inline="always")
-    def f2i(v):
-        return cuda.libdevice.float_as_int(v)
-
-    @cuda.jit(device=True, inline="always")
-    def i2f(b):
-        return cuda.libdevice.int_as_float(b)
-
-
-def _device(fn: Callable) -> Callable:
-    return fn if SIMULATOR else cuda.jit(device=True, inline="always")(fn)
-
-
-half_bits = _device(halfbits.half_bits)
-as_int16 = _device(halfbits.as_int16)
-half_value = _device(halfbits.make_half_value(i2f))
-
-
-@_device
-def int8_scale(m):
-    """The int8 scale of a chunk whose largest |x| has bits ``m`` (as the CPU twin's)."""
-    s = i2f(m) / np.float32(127.0)
-    tiny = np.float32(TINY_SCALE)
-    return tiny if m > 0 and s < tiny else s
-
-
-@_device
-def quantize(v, s):
-    """round(v / s) clamped to [-127, 127]; 0 when the scale is 0."""
-    if not s > 0:
-        return 0
-    return min(max(round(v / s), -127), 127)
-
-
-# ---- top-k ----
-
-
-def gather_sample(x, pos, out):
-    """out[j] = |x[pos[j]]| bits."""
-    for j in range(cuda.grid(1), pos.size, cuda.gridsize(1)):
-        out[j] = f2i(x[pos[j]]) & MAG
-
-
-def gather_sample_feedback(r, t, pos, out):
-    """out[j] = |r + t| bits at pos[j]."""
-    for j in range(cuda.grid(1), pos.size, cuda.gridsize(1)):
-        p = pos[j]
-        out[j] = f2i(r[p] + t[p]) & MAG
-
-
-def collect(x, thr, cap, count, cand, cidx):
-    """Append bits and index of every |x| >= thr (as bits) at count[0]..; count[0] = total."""
-    _collect(x, x, thr, cap, count, cand, cidx, False)
-
-
-def collect_feedback(r, t, thr, cap, count, cand, cidx):
-    """:func:`collect` of r + t, storing r += t on the way (one pass)."""
-    _collect(r, t, thr, cap, count, cand, cidx, True)
-
-
-@_device
-def _collect(r, t, thr, cap, count, cand, cidx, add):
-    s_n = cuda.shared.array(1, int32)
-    s_base = cuda.shared.array(1, int64)
-    bits = cuda.local.array(ITEMS, int32)
-    slot = cuda.local.array(ITEMS, int32)
-    tid = cuda.threadIdx.x
-    width = cuda.blockDim.x * ITEMS
-    n = r.size
-    for start in range(cuda.blockIdx.x * width, n, cuda.gridDim.x * width):
-        if tid == 0:
-            s_n[0] = 0
-        cuda.syncthreads()
-        for m in range(ITEMS):
-            i = start + m * cuda.blockDim.x + tid
-            slot[m] = -1
-            if i < n:
-                v = r[i]
-                if add:
-                    v += t[i]
-                    r[i] = v
-                b = f2i(v)
-                bits[m] = b
-                if (b & MAG) >= thr:
-                    slot[m] = cuda.atomic.add(s_n, 0, 1)
-        cuda.syncthreads()
-        if tid == 0 and s_n[0] > 0:
-            s_base[0] = cuda.atomic.add(count, 0, s_n[0])
-        cuda.syncthreads()
-        for m in range(ITEMS):
-            if slot[m] >= 0:
-                p = s_base[0] + slot[m]
-                if p < cap:
-                    cand[p] = bits[m]
-                    cidx[p] = start + m * cuda.blockDim.x + tid
-
-
-def histogram(cand, m, shift, width, mask, prefix, hist):
-    """hist[(b >> shift) & (2**width - 1)] += 1 for candidate magnitudes b with
-    b & mask == prefix (``width`` <= 11)."""
-    sh = cuda.shared.array(BINS, int32)
-    tid = cuda.threadIdx.x
-    for j in range(tid, BINS, cuda.blockDim.x):
-        sh[j] = 0
-    cuda.syncthreads()
-    for j in range(cuda.grid(1), m, cuda.gridsize(1)):
-        b = cand[j] & MAG
-        if (b & mask) == prefix:
-            cuda.atomic.add(sh, (b >> shift) & ((1 << width) - 1), 1)
-    cuda.syncthreads()
-    for j in range(tid, BINS, cuda.blockDim.x):
-        if sh[j] > 0:
-            cuda.atomic.add(hist, j, sh[j])
-
-
-def emit(cand, cidx, m, kth, ties, above, counters, out_idx, out_val):
-    """Write every candidate above kth and the first ``ties`` equal to it (k in all)."""
-    s_n = cuda.shared.array(2, int32)
-    s_base = cuda.shared.array(2, int64)
-    tid = cuda.threadIdx.x
-    for start in range(cuda.blockIdx.x * cuda.blockDim.x, m, cuda.gridsize(1)):
-        if tid < 2:
-            s_n[tid] = 0
-        cuda.syncthreads()
-        j = start + tid
-        kind = -1
-        slot = 0
-        if j < m:
-            b = cand[j] & MAG
-            if b > kth:
-                kind = 0
-            elif b == kth:
-                kind = 1
-            if kind >= 0:
-                slot = cuda.atomic.add(s_n, kind, 1)
-        cuda.syncthreads()
-        if tid < 2 and s_n[tid] > 0:
-            s_base[tid] = cuda.atomic.add(counters, tid, s_n[tid])
-        cuda.syncthreads()
-        if kind >= 0:
-            p = s_base[kind] + slot
-            if kind == 1:
-                p = above + p if p < ties else -1
-            if p >= 0:
-                out_idx[p] = cidx[j]
-                out_val[p] = i2f(cand[j])
-
-
-def zero_at(r, idx):
-    """r[idx] = 0."""
-    for j in range(cuda.grid(1), idx.size, cuda.gridsize(1)):
-        r[idx[j]] = 0
+__all__ = ["KERNELS", "SIMULATOR"]
 
 
 def scatter_add(dst, idx, vals):
@@ -204,7 +52,7 @@ def scatter_add(dst, idx, vals):
 # ---- int8: one block per chunk ----
 
 
-@_device
+@device
 def _block_max(m, sm):
     """Max of ``m`` over the block (blockDim a power of two), by a shared-memory tree."""
     tid = cuda.threadIdx.x

@@ -6,7 +6,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from lepton_nb.compress import TopK, cpu, cpu_kernels, plan
+from lepton_nb.compress import TopK, cpu, plan
 
 from ._arrays import assert_topk, float_arrays
 
@@ -77,11 +77,3 @@ def test_any_thread_count_gives_the_same_payload(threads):
         numba.set_num_threads(before)
     assert np.array_equal(payloads[0], TopK(0.01).compress(x).buffer)
     assert np.array_equal(payloads[1], TopK(0.3).compress(x).buffer)
-
-
-def test_chunks_cover_the_range_at_block_boundaries():
-    lo, hi = cpu_kernels.chunks(1000, 3)
-    assert lo[0] == 0 and hi[-1] == 1000 and np.array_equal(lo[1:], hi[:-1])
-    assert all(b % cpu_kernels.BLOCK == 0 for b in lo)
-    lo, hi = cpu_kernels.chunks(10, 4)  # more chunks than blocks: some are empty
-    assert hi[-1] == 10 and (hi - lo).sum() == 10

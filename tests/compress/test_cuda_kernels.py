@@ -5,7 +5,7 @@ import inspect
 import pytest
 from numba import cuda
 
-from lepton_nb.compress import cuda_kernels
+from lepton_nb.compress import cuda_kernels, cuda_topk
 
 CASES = [(name, sig) for name, (_, sigs) in cuda_kernels.KERNELS.items() for sig in sigs]
 
@@ -14,10 +14,9 @@ def test_the_table_lists_every_kernel_of_the_module():
     # device functions are jitted objects; what stays a public plain function is a kernel
     kernels = {
         name
-        for name, fn in vars(cuda_kernels).items()
-        if inspect.isfunction(fn)
-        and fn.__module__ == cuda_kernels.__name__
-        and not name.startswith("_")
+        for module in (cuda_kernels, cuda_topk)
+        for name, fn in vars(module).items()
+        if inspect.isfunction(fn) and fn.__module__ == module.__name__ and not name.startswith("_")
     }
     assert kernels == set(cuda_kernels.KERNELS)
     assert not cuda_kernels.SIMULATOR

@@ -1,6 +1,5 @@
 import numpy as np
 
-from lepton_nb.compress import cpu_kernels
 from lepton_nb.compress.halfbits import as_int16, half_bits, make_half_value
 
 ALL_HALVES = np.arange(65536, dtype=np.uint16)
@@ -39,14 +38,3 @@ def test_int16_storage_round_trips_every_pattern():
     stored = np.array([as_int16(int(h)) for h in ALL_HALVES], np.int64)
     assert stored.min() >= -32768 and stored.max() <= 32767
     assert np.array_equal(stored.astype(np.int16).view(np.uint16), ALL_HALVES)
-
-
-def test_cpu_kernels_convert_like_numpy():
-    x = np.random.default_rng(1).standard_normal(1000).astype(np.float32) * 3e4
-    h = np.empty(x.size, np.int16)
-    cpu_kernels.fp16(x.view(np.int32), h)
-    with np.errstate(over="ignore"):
-        assert np.array_equal(h.view(np.float16), x.astype(np.float16))
-    out = np.empty_like(x)
-    cpu_kernels.fp16_expand(h, out, False)
-    assert np.array_equal(out, h.view(np.float16).astype(np.float32))
