@@ -1,0 +1,108 @@
+"""The server's routes; every one requires an authenticated user (403 otherwise).
+
+- ``GET /lepton/api/clusters``: the clusters and their ranks (JSON);
+- ``/lepton/api/metrics``: a WebSocket streaming every cluster's snapshots;
+- ``GET /lepton/metrics``: Prometheus text format.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+from jupyter_server.auth.decorator import ws_authenticated
+from jupyter_server.base.handlers import APIHandler, JupyterHandler
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from tornado import web, websocket
+
+from .registry import Clusters
+
+#: Bounds of the rate a WebSocket client may ask for, in seconds between snapshots.
+MIN_INTERVAL, MAX_INTERVAL = 0.25, 60.0
+
+
+class ClustersHandler(APIHandler):
+    """``GET /lepton/api/clusters``."""
+
+    @web.authenticated
+    def get(self) -> None:
+        clusters: Clusters = self.settings["lepton_clusters"]
+        self.finish(json.dumps({"clusters": clusters.describe()}))
+
+
+class PrometheusHandler(APIHandler):
+    """``GET /lepton/metrics``."""
+
+    @web.authenticated
+    def get(self) -> None:
+        body = generate_latest(self.settings["lepton_registry"])
+        self.finish(body, set_content_type=CONTENT_TYPE_LATEST)
+
+
+class MetricsSocket(JupyterHandler, websocket.WebSocketHandler):
+    """``/lepton/api/metrics``: each snapshot as a JSON text message.
+
+    A client may send ``{"type": "rate", "interval": S}`` to get at most one
+    snapshot per cluster every S seconds. Anything else is logged and ignored.
+    """
+
+    interval = 0.0
+    _last: dict[str, float]
+
+    @ws_authenticated
+    async def get(self, *args: Any, **kwargs: Any) -> None:
+        res = super().get(*args, **kwargs)
+        if res is not None:
+            await res
+
+    def get_login_url(self) -> str:
+        """Refuse (403) rather than redirect a stranger to the login page, as APIHandler does."""
+        if not self.current_user:
+            raise web.HTTPError(403)
+        return super().get_login_url()
+
+    @property
+    def clusters(self) -> Clusters:
+        return self.settings["lepton_clusters"]
+
+    def open(self, *args: Any, **kwargs: Any) -> None:
+        self._last = {}
+        self._send({"type": "hello", "clusters": self.clusters.describe()})
+        for snap in list(self.clusters.snapshots.values()):
+            self.on_snapshot(snap)
+        self.clusters.add_listener(self.on_snapshot)
+
+    def on_snapshot(self, message: dict[str, Any]) -> None:
+        cid = str(message.get("cluster"))
+        now = time.monotonic()
+        if message.get("type") == "snapshot" and now - self._last.get(cid, -1e9) < self.interval:
+            return
+        self._last[cid] = now
+        self._send(message)
+
+    def _send(self, message: dict[str, Any]) -> None:
+        try:
+            self.write_message(json.dumps(message))
+        except websocket.WebSocketClosedError:
+            self.clusters.remove_listener(self.on_snapshot)
+
+    def on_message(self, message: str | bytes) -> None:
+        try:
+            msg = json.loads(message)
+            if not isinstance(msg, dict) or msg.get("type") != "rate":
+                raise ValueError("expected {'type': 'rate', 'interval': seconds}")
+            interval = msg.get("interval")
+            if isinstance(interval, bool) or not isinstance(interval, (int, float)):
+                raise ValueError(f"interval must be a number, got {interval!r}")
+            if not MIN_INTERVAL <= interval <= MAX_INTERVAL:
+                raise ValueError(
+                    f"interval must be {MIN_INTERVAL}-{MAX_INTERVAL} s, got {interval}"
+                )
+        except ValueError as e:
+            self.log.warning("lepton: ignored a malformed WebSocket message %.200r: %s", message, e)
+            return
+        self.interval = float(interval)
+
+    def on_close(self) -> None:
+        self.clusters.remove_listener(self.on_snapshot)
