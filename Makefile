@@ -1,21 +1,39 @@
 # lepton_nb: two commands on a fresh machine
 #   make demo   - create .venv, install everything, run the quickstart notebook on a 2-engine cluster
 #   make test   - install the test extras and run the whole suite (nbval on example_notebooks/ included)
+#
+# LEPTON_SKIP_JS=1 skips the npm build of the JupyterLab extension (labextension/) for Python-only
+# work, and make test then deselects the tests that need it (-m "not labextension"). CI builds it.
 
 PYTHON ?= python3
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
 PIP    := $(PY) -m pip -q --disable-pip-version-check
 STAMP  := $(VENV)/.lepton-installed
+LABEXT := $(wildcard labextension/package.json labextension/src/*.ts labextension/style/*)
+PYTEST_MARKS :=
 
-.PHONY: demo test install lint bench clean
+ifeq ($(CI),)
+ifeq ($(LEPTON_SKIP_JS),1)
+export SKIP_JUPYTER_BUILDER := 1
+PYTEST_MARKS := -m "not labextension"
+endif
+endif
 
-$(STAMP): pyproject.toml
+.PHONY: demo test install lint bench clean chromium
+
+$(STAMP): pyproject.toml $(LABEXT)
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	# the CPU build of torch first, so the package's torch>=2.3 pulls nothing more
 	$(PIP) install torch==2.13.0
+	# also builds labextension/ with npm (hatch-jupyter-builder), unless LEPTON_SKIP_JS=1
 	$(PIP) install -e ".[test]"
 	touch $(STAMP)
+
+# Debian's Chromium for the browser tests (Playwright drives it; no browser is ever downloaded)
+chromium:
+	@test -x /usr/bin/chromium || { apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium; }
 
 install: $(STAMP)
 
@@ -25,12 +43,14 @@ demo: install
 lint: install
 	$(PY) -m ruff check lepton_nb tests benchmarks
 
-test: install lint
-	$(PY) -m pytest tests example_notebooks --nbval-lax --nbval-kernel-name lepton -p no:cacheprovider
+test: install lint chromium
+	$(PY) -m pytest tests example_notebooks --nbval-lax --nbval-kernel-name lepton -p no:cacheprovider \
+	  $(PYTEST_MARKS)
 
 bench: install
 	$(PY) benchmarks/bench_roundtrip.py
 	$(PY) benchmarks/bench_push.py
 
 clean:
-	rm -rf $(VENV) build .pytest_cache .hypothesis
+	rm -rf $(VENV) build .pytest_cache .hypothesis lepton_nb/labextension labextension/lib \
+	  labextension/node_modules

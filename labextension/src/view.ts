@@ -1,0 +1,158 @@
+/**
+ * Drawing one cluster's snapshot: a table of ranks (placement, state, memory
+ * bar, CPU) and a rank x rank matrix of link utilization in bytes/s. The
+ * snapshot is the JSON that lepton_nb.metrics.snapshot builds.
+ */
+
+export interface IMemory {
+  kind: string;
+  used: number;
+  total: number | null;
+}
+
+export interface IRank {
+  rank: number;
+  host: string | null;
+  pid: number | null;
+  device: string;
+  gpu: number | null;
+  state: string;
+  memory: IMemory | null;
+  cpu_percent?: number | null;
+}
+
+export interface ILink {
+  src: number;
+  dst: number;
+  bytes: number;
+  rate: number;
+}
+
+export interface ISnapshot {
+  type: 'snapshot';
+  cluster: string;
+  time: number;
+  world_size: number;
+  backend?: string;
+  ranks: IRank[];
+  links: ILink[];
+}
+
+/** `1.5 GB`, `12.0 MB/s` (decimal units). */
+export function size(n: number | null | undefined, unit = 'B'): string {
+  if (n === null || n === undefined) {
+    return 'n/a';
+  }
+  const prefixes = ['', 'k', 'M', 'G', 'T'];
+  let i = 0;
+  while (Math.abs(n) >= 1000 && i < prefixes.length - 1) {
+    n /= 1000;
+    i++;
+  }
+  return i === 0 ? `${n.toFixed(0)} ${unit}` : `${n.toFixed(1)} ${prefixes[i]}${unit}`;
+}
+
+function el(tag: string, cls?: string, text?: string): HTMLElement {
+  const node = document.createElement(tag);
+  if (cls) {
+    node.className = cls;
+  }
+  if (text !== undefined) {
+    node.textContent = text;
+  }
+  return node;
+}
+
+function memoryBar(memory: IMemory | null): HTMLElement {
+  if (!memory) {
+    return el('span', 'lepton-na', 'n/a');
+  }
+  const bar = el('div', 'lepton-memory');
+  bar.dataset.bytes = String(Math.round(memory.used));
+  bar.title = `${memory.kind} memory`;
+  const fill = el('div', 'lepton-memory-fill');
+  const pct = memory.total ? Math.min(100, (100 * memory.used) / memory.total) : 0;
+  fill.style.width = `${pct.toFixed(1)}%`;
+  const label = memory.total
+    ? `${size(memory.used)} / ${size(memory.total)}`
+    : size(memory.used);
+  bar.append(fill, el('span', 'lepton-memory-label', label));
+  return bar;
+}
+
+function rankTable(snap: ISnapshot): HTMLElement {
+  const table = el('table', 'lepton-ranks');
+  const head = el('tr');
+  for (const c of ['rank', 'host', 'device', 'state', 'memory', 'CPU']) {
+    head.append(el('th', undefined, c));
+  }
+  table.append(head);
+  for (const r of snap.ranks) {
+    const row = el('tr', 'lepton-rank');
+    row.dataset.rank = String(r.rank);
+    const device = r.gpu === null || r.gpu === undefined ? r.device : `${r.device} (GPU ${r.gpu})`;
+    const state = el('span', `lepton-state lepton-state-${r.state}`, r.state);
+    const cpu = r.cpu_percent === null || r.cpu_percent === undefined ? 'n/a' : `${r.cpu_percent.toFixed(0)}%`;
+    const cells: (string | HTMLElement)[] = [String(r.rank), r.host ?? 'n/a', device, state, memoryBar(r.memory), cpu];
+    for (const c of cells) {
+      const td = el('td');
+      td.append(c);
+      row.append(td);
+    }
+    table.append(row);
+  }
+  return table;
+}
+
+function linkMatrix(snap: ISnapshot): HTMLElement {
+  const ranks = snap.ranks.map(r => r.rank);
+  const links = new Map<string, ILink>();
+  let top = 1;
+  for (const x of snap.links) {
+    links.set(`${x.src}:${x.dst}`, x);
+    top = Math.max(top, x.rate);
+  }
+  const sources = (snap.links.some(x => x.src === -1) ? [-1] : []).concat(ranks);
+  const table = el('table', 'lepton-links');
+  const head = el('tr');
+  head.append(el('th', undefined, 'from \\ to'));
+  for (const d of ranks) {
+    head.append(el('th', undefined, String(d)));
+  }
+  table.append(head);
+  for (const s of sources) {
+    const row = el('tr');
+    row.append(el('th', undefined, s === -1 ? 'notebook' : String(s)));
+    for (const d of ranks) {
+      const x = links.get(`${s}:${d}`);
+      if (s === d || !x) {
+        row.append(el('td', 'lepton-link-none', '·'));
+        continue;
+      }
+      const td = el('td', 'lepton-link', size(x.rate, 'B/s'));
+      td.dataset.src = String(s);
+      td.dataset.dst = String(d);
+      td.title = `${size(x.bytes)} in all`;
+      td.style.background = `rgba(21, 101, 192, ${(0.08 + (0.6 * x.rate) / top).toFixed(2)})`;
+      row.append(td);
+    }
+    table.append(row);
+  }
+  return table;
+}
+
+/** One cluster's section of the panel. */
+export function renderCluster(snap: ISnapshot): HTMLElement {
+  const section = el('section', 'lepton-cluster');
+  section.dataset.cluster = snap.cluster;
+  const when = new Date(snap.time * 1000).toLocaleTimeString();
+  const title = `Cluster ${snap.cluster}: ${snap.world_size} ranks, ${snap.backend ?? ''}`;
+  section.append(
+    el('h3', 'lepton-title', title),
+    el('div', 'lepton-updated', `updated ${when}`),
+    rankTable(snap),
+    el('div', 'lepton-caption', 'link utilization, bytes/s'),
+    linkMatrix(snap)
+  );
+  return section;
+}
