@@ -124,32 +124,45 @@ def sample_feedback(r, t, count):
 
 
 @njit(cache=True)
+def _descend(hist, k, above):
+    """The highest bin at which the count from the top reaches k, and the count above it."""
+    b = hist.size - 1
+    while above + hist[b] < k:
+        above += hist[b]
+        b -= 1
+    return b, above
+
+
+@njit(cache=True)
 def select(cand, cidx, off, counts, k, out_idx, out_bits):
     """Exactly the k largest |x| among the candidates, in index order (ties: first ones).
 
-    Radix select on the magnitude bits: a histogram of the high 15 bits finds
-    the bin holding the k-th largest, one of its low 16 bits finds the value.
+    Radix select on the 31 magnitude bits, 11 + 10 + 10 (small histograms, as
+    the CUDA twin's): the top 11 bits over all candidates; the next 10 over
+    those in the chosen bin, which are copied aside; the last 10 over those.
     """
-    hist = np.zeros(1 << 15, np.int64)
+    hist = np.zeros(1 << 11, np.int64)
     for c in range(off.size):
         for j in range(off[c], off[c] + counts[c]):
-            hist[(cand[j] & MAG) >> 16] += 1
-    top = (1 << 15) - 1
-    above = 0
-    while above + hist[top] < k:
-        above += hist[top]
-        top -= 1
-    low_hist = np.zeros(1 << 16, np.int64)
+            hist[(cand[j] & MAG) >> 20] += 1
+    top, above = _descend(hist, k, 0)
+    aside = np.empty(hist[top], np.int32)
+    n = 0
+    hist = np.zeros(1 << 10, np.int64)
     for c in range(off.size):
         for j in range(off[c], off[c] + counts[c]):
             b = cand[j] & MAG
-            if (b >> 16) == top:
-                low_hist[b & 0xFFFF] += 1
-    low = (1 << 16) - 1
-    while above + low_hist[low] < k:
-        above += low_hist[low]
-        low -= 1
-    kth = (top << 16) | low
+            if (b >> 20) == top:
+                aside[n] = b
+                n += 1
+                hist[(b >> 10) & 0x3FF] += 1
+    mid, above = _descend(hist, k, above)
+    hist = np.zeros(1 << 10, np.int64)
+    for j in range(n):
+        if ((aside[j] >> 10) & 0x3FF) == mid:
+            hist[aside[j] & 0x3FF] += 1
+    low, above = _descend(hist, k, above)
+    kth = (top << 20) | (mid << 10) | low
     ties = k - above
     o = 0
     for c in range(off.size):
