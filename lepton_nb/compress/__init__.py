@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from .compressors import FP16, Compressor, Int8, TopK
 from .feedback import ErrorFeedback
+from .momentum import MomentumCorrection
 from .payload import Field, Payload
 from .scatter import scatter_add
 
@@ -28,6 +29,7 @@ __all__ = [
     "ErrorFeedback",
     "Field",
     "Int8",
+    "MomentumCorrection",
     "Payload",
     "TopK",
     "scatter_add",
