@@ -95,7 +95,8 @@ def _link_matrix(snap: dict[str, Any]) -> str:
             cells.append(
                 f'<td class="lepton-link" data-src="{s}" data-dst="{d}" '
                 f'title="{size(x["bytes"])} in all" '
-                f'style="background:rgba(21,101,192,{shade:.2f})">{size(x["rate"], "B/s")}</td>'
+                f'style="background:rgba(21,101,192,{shade:.2f})">{size(x["rate"], "B/s")}'
+                f'<div style="font-size:10px;color:#555">{size(x["bytes"])}</div></td>'
             )
         name = "notebook" if s == -1 else str(s)
         body.append(f"<tr><th>{name}</th>{''.join(cells)}</tr>")

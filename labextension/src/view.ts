@@ -80,28 +80,26 @@ function memoryBar(memory: IMemory | null): HTMLElement {
   return bar;
 }
 
-function rankTable(snap: ISnapshot): HTMLElement {
-  const table = el('table', 'lepton-ranks');
-  const head = el('tr');
-  for (const c of ['rank', 'host', 'device', 'state', 'memory', 'CPU']) {
-    head.append(el('th', undefined, c));
-  }
-  table.append(head);
+function rankList(snap: ISnapshot): HTMLElement {
+  const list = el('div', 'lepton-ranks');
   for (const r of snap.ranks) {
-    const row = el('tr', 'lepton-rank');
+    const row = el('div', 'lepton-rank');
     row.dataset.rank = String(r.rank);
     const device = r.gpu === null || r.gpu === undefined ? r.device : `${r.device} (GPU ${r.gpu})`;
-    const state = el('span', `lepton-state lepton-state-${r.state}`, r.state);
-    const cpu = r.cpu_percent === null || r.cpu_percent === undefined ? 'n/a' : `${r.cpu_percent.toFixed(0)}%`;
-    const cells: (string | HTMLElement)[] = [String(r.rank), r.host ?? 'n/a', device, state, memoryBar(r.memory), cpu];
-    for (const c of cells) {
-      const td = el('td');
-      td.append(c);
-      row.append(td);
-    }
-    table.append(row);
+    const cpu =
+      r.cpu_percent === null || r.cpu_percent === undefined ? '' : `CPU ${r.cpu_percent.toFixed(0)}%`;
+    const head = el('div', 'lepton-rank-head');
+    head.append(
+      el('span', 'lepton-rank-id', `rank ${r.rank}`),
+      el('span', 'lepton-host', r.host ?? 'n/a'),
+      el('span', 'lepton-device', device),
+      el('span', `lepton-state lepton-state-${r.state}`, r.state),
+      el('span', 'lepton-cpu', cpu)
+    );
+    row.append(head, memoryBar(r.memory));
+    list.append(row);
   }
-  return table;
+  return list;
 }
 
 function linkMatrix(snap: ISnapshot): HTMLElement {
@@ -130,6 +128,7 @@ function linkMatrix(snap: ISnapshot): HTMLElement {
         continue;
       }
       const td = el('td', 'lepton-link', size(x.rate, 'B/s'));
+      td.append(el('div', 'lepton-link-total', size(x.bytes)));
       td.dataset.src = String(s);
       td.dataset.dst = String(d);
       td.title = `${size(x.bytes)} in all`;
@@ -150,7 +149,7 @@ export function renderCluster(snap: ISnapshot): HTMLElement {
   section.append(
     el('h3', 'lepton-title', title),
     el('div', 'lepton-updated', `updated ${when}`),
-    rankTable(snap),
+    rankList(snap),
     el('div', 'lepton-caption', 'link utilization, bytes/s'),
     linkMatrix(snap)
   );
