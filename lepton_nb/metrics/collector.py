@@ -212,12 +212,15 @@ class Collector(threading.Thread):
         return snap
 
     def ranks(self, wait: float = 0.0) -> list[dict[str, Any]]:
-        """Each rank's row of the snapshot, waiting up to ``wait`` s for every rank's first sample."""
+        """Each rank's row of the snapshot, waiting up to ``wait`` s for each live rank's sample."""
         deadline = time.monotonic() + wait
         while True:
             snap = self.snapshot()
             rows = snap["ranks"] if snap else []
-            if all("time" in r for r in rows) or time.monotonic() >= deadline:
+            if (
+                all("time" in r or r["state"] == "dead" for r in rows)
+                or time.monotonic() >= deadline
+            ):
                 return rows
             time.sleep(0.05)
 
