@@ -21,6 +21,7 @@ __all__ = [
     "DistributedTimeout",
     "RankFailure",
     "RemoteError",
+    "Trainer",
     "get_cluster",
     "get_device",
     "load_ipython_extension",
@@ -30,6 +31,14 @@ __all__ = [
     "unload_ipython_extension",
     "world_size",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    if name == "Trainer":  # imported on first use: it loads torch and the compressors
+        from .train import Trainer
+
+        return Trainer
+    raise AttributeError(f"module 'lepton_nb' has no attribute {name!r}")
 
 
 def load_ipython_extension(ip: Any) -> None:

@@ -1,0 +1,308 @@
+"""``Trainer``: data-parallel or pipeline-parallel training on a cluster, from the notebook.
+
+::
+
+    trainer = lepton_nb.Trainer(cluster, strategy="data", compression="topk:0.01",
+                                checkpoint_dir="ckpt")
+    history = trainer.fit(model, (X, y), batch_size=64, epochs=10, val_dataset=(Xv, yv))
+    trainer.model, trainer.train_results, trainer.evaluate((Xt, yt))
+"""
+
+from __future__ import annotations
+
+import copy
+import pickle
+import shutil
+import tempfile
+import time
+from typing import Any
+
+from tqdm.auto import tqdm
+
+from ..errors import RemoteError
+from . import checkpoint, data, options, rank
+from .pipeline import balance
+
+NOT_A_MODEL = "model must be a torch.nn.Module, got {got}"
+NOT_SENDABLE = "the model cannot be sent to the ranks (it must pickle): {why}"
+NOT_SEQUENTIAL = "strategy='pipeline' needs an nn.Sequential to split into stages, got {got}"
+TOO_FEW_LAYERS = (
+    "strategy='pipeline' needs at least one layer per rank: {layers} layers, {ranks} ranks"
+)
+BAD_COUNT = "{name} must be a positive integer, got {got!r}"
+NO_CHECKPOINT = "resume=True, but {root!r} holds no complete checkpoint to resume from"
+NOT_FITTED = "nothing trained yet: call trainer.fit(...) first"
+
+#: Names the trainer binds in each rank's namespace.
+PUSHED = ("_lepton_model", "_lepton_train_X", "_lepton_train_y", "_lepton_val_X", "_lepton_val_y")
+
+
+class Trainer:
+    """Train a model on every rank of ``cluster`` and get it back in the notebook.
+
+    ``strategy``: ``"data"`` (every rank trains on its shard; gradients averaged
+    with :func:`lepton_nb.collective.allreduce`) or ``"pipeline"`` (an
+    ``nn.Sequential`` split into one stage per rank). ``compression``: None,
+    ``"topk:0.01"``, ``"int8"``, ``"fp16"`` or a compressor; always with error
+    feedback (and DGC momentum correction for ``optimizer="sgd"`` with top-k).
+    ``checkpoint_dir``: each epoch is saved there (a temporary folder otherwise),
+    and a rank that dies during ``fit`` is restarted and resumed from it.
+    """
+
+    def __init__(
+        self,
+        cluster: Any,
+        strategy: str = "data",
+        compression: Any = None,
+        checkpoint_dir: str | None = None,
+        *,
+        seed: int = 0,
+        micro_batches: int = 4,
+        step_timeout: float = 600.0,
+        max_restarts: int = 3,
+        verify_sync: bool = False,
+        progress: bool = True,
+    ) -> None:
+        self.cluster = cluster
+        self.strategy = options.check_strategy(strategy)
+        self.compression = options.check_compression(compression)
+        if strategy == "pipeline" and compression is not None:
+            raise ValueError(options.PIPELINE_COMPRESSION)
+        self.checkpoint_dir = checkpoint_dir
+        self.seed = int(seed)
+        self.micro_batches = _positive("micro_batches", micro_batches)
+        self.step_timeout = float(step_timeout)
+        self.max_restarts = int(max_restarts)
+        self.verify_sync = bool(verify_sync)
+        self.progress = progress
+        self.model: Any = None
+        self.history: list[dict[str, Any]] = []
+        self.train_results: dict[str, Any] | None = None
+        self.restarts = 0
+
+    # -- the user's calls ---------------------------------------------------------------
+    def fit(
+        self,
+        model: Any,
+        train_dataset: Any,
+        batch_size: int = 64,
+        epochs: int = 10,
+        val_dataset: Any = None,
+        optimizer: Any = "sgd",
+        lr: float = 0.1,
+        loss: Any = None,
+        resume: bool = False,
+    ) -> list[dict[str, Any]]:
+        """Train for ``epochs`` epochs; return the history (one dict per epoch).
+
+        Also sets ``trainer.model`` (the trained model), ``trainer.history`` and
+        ``trainer.train_results``. ``resume=True`` continues from the newest
+        checkpoint in ``checkpoint_dir``.
+        """
+        arrays = self._check(model, train_dataset, batch_size, epochs, val_dataset, optimizer, loss)
+        config = {
+            "strategy": self.strategy,
+            "compression": self.compression,
+            "optimizer": optimizer,
+            "lr": float(lr),
+            "loss": loss,
+            "batch_size": int(batch_size),
+            "seed": self.seed,
+            "micro_batches": self.micro_batches,
+            "verify_sync": self.verify_sync,
+        }
+        root = self.checkpoint_dir or tempfile.mkdtemp(prefix="lepton-checkpoints-")
+        try:
+            return self._fit(model, arrays, config, int(epochs), root, resume)
+        finally:
+            if not self.checkpoint_dir:
+                shutil.rmtree(root, ignore_errors=True)
+
+    def evaluate(self, dataset: Any) -> dict[str, float | None]:
+        """Loss and accuracy of the trained model on ``dataset``, computed on the ranks."""
+        if self.model is None:
+            raise RuntimeError(NOT_FITTED)
+        X, y = data.as_arrays(dataset, "dataset")
+        self.cluster.push({"_lepton_eval_X": X, "_lepton_eval_y": y})
+        sums = _add(self._run(rank.evaluate, "eval"))
+        return {"loss": sums["loss"] / sums["count"], "accuracy": _accuracy(sums, y)}
+
+    # -- checks ----------------------------------------------------------------------------
+    def _check(self, model, train, batch_size, epochs, val, optimizer, loss) -> dict[str, Any]:
+        import torch
+
+        _positive("batch_size", batch_size)
+        _positive("epochs", epochs)
+        if not isinstance(model, torch.nn.Module):
+            raise TypeError(NOT_A_MODEL.format(got=type(model).__name__))
+        if self.strategy == "pipeline":
+            if not isinstance(model, torch.nn.Sequential):
+                raise TypeError(NOT_SEQUENTIAL.format(got=type(model).__name__))
+            if len(model) < self.cluster.world_size:
+                raise ValueError(
+                    TOO_FEW_LAYERS.format(layers=len(model), ranks=self.cluster.world_size)
+                )
+        options.check_optimizer(optimizer)
+        options.check_loss(loss)
+        X, y = data.as_arrays(train, "train_dataset")
+        arrays = {"_lepton_train_X": X, "_lepton_train_y": y}
+        if val is not None:
+            vX, vy = data.as_arrays(val, "val_dataset")
+            arrays.update(_lepton_val_X=vX, _lepton_val_y=vy)
+        try:
+            pickle.dumps(model)
+        except Exception as e:
+            raise TypeError(NOT_SENDABLE.format(why=f"{type(e).__name__}: {e}")) from None
+        return arrays
+
+    # -- the loop --------------------------------------------------------------------------
+    def _fit(self, model, arrays, config, epochs, root, resume) -> list[dict[str, Any]]:
+        history: list[dict[str, Any]] = []
+        start = 0
+        found = checkpoint.latest(root) if resume else None
+        if resume and found is None:
+            raise FileNotFoundError(NO_CHECKPOINT.format(root=root))
+        if not resume:
+            checkpoint.clear(root)
+        self._prepare(model, arrays, config, found[0] if found else None)
+        if found:
+            start, history = found[1]["epoch"] + 1, found[1]["history"]
+        n = len(arrays["_lepton_train_X"])
+        world = self.cluster.world_size
+        steps = data.steps(n if self.strategy == "pipeline" else n // world, config["batch_size"])
+        self.restarts = 0
+        epoch = start
+        while epoch < epochs:
+            try:
+                entry = self._epoch(epoch, epochs, steps, arrays)
+                self._run(rank.save, checkpoint.folder(root, epoch))
+            except RemoteError as err:
+                if not _rank_died(err) or self.restarts >= self.max_restarts:
+                    raise
+                self.restarts += 1
+                found = checkpoint.latest(root)
+                self._prepare(model, arrays, config, found[0] if found else None)
+                epoch, history = (found[1]["epoch"] + 1, found[1]["history"]) if found else (0, [])
+                continue
+            history = [*history, entry]
+            checkpoint.complete(root, epoch, {"epoch": epoch, "history": history})
+            epoch += 1
+        self.history = history
+        self.model = self._collect(model)
+        self.train_results = _results(history)
+        return history
+
+    def _prepare(self, model, arrays, config, folder: str | None) -> None:
+        """Push the data and model, build each rank's strategy, load a checkpoint if any."""
+        self.cluster.push({"_lepton_model": model, **arrays})
+        self._run(rank.setup, config)
+        if folder:
+            self._run(rank.load, folder)
+
+    def _epoch(self, epoch: int, epochs: int, steps: int, arrays) -> dict[str, Any]:
+        began = time.perf_counter()
+        chunks = min(steps, 20)
+        bounds = [steps * i // chunks for i in range(chunks + 1)]
+        bar = tqdm(
+            total=steps,
+            desc=f"epoch {epoch + 1}/{epochs}",
+            unit="step",
+            disable=not self.progress,
+            leave=True,
+        )
+        totals = {"loss": 0.0, "correct": 0, "count": 0, "plain": 0, "sent": 0}
+        try:
+            for lo, hi in zip(bounds, bounds[1:]):
+                for k, v in _add(self._run(rank.train_steps, epoch, lo, hi)).items():
+                    totals[k] += v
+                bar.update(hi - lo)
+                bar.set_postfix(_postfix(totals, arrays["_lepton_train_y"]))
+            val = None
+            if "_lepton_val_X" in arrays:
+                val = _accuracy(_add(self._run(rank.evaluate, "val")), arrays["_lepton_val_y"])
+                bar.set_postfix({**_postfix(totals, arrays["_lepton_train_y"]), "val_acc": val})
+        finally:
+            bar.close()
+        return {
+            "epochs": epoch + 1,
+            "train_loss": totals["loss"] / max(1, totals["count"]),
+            "train_accuracy": _accuracy(totals, arrays["_lepton_train_y"]),
+            "val_accuracy": val,
+            "bytes_sent": int(totals["sent"]),
+            "bytes_uncompressed": int(totals["plain"]),
+            "seconds": time.perf_counter() - began,
+        }
+
+    def _collect(self, model: Any) -> Any:
+        """The trained weights from the ranks, in a copy of the user's model."""
+        parts = self._run(rank.weights)
+        merged = (
+            parts[0] if self.strategy == "data" else {k: v for p in parts for k, v in p.items()}
+        )
+        trained = copy.deepcopy(model)
+        trained.load_state_dict(merged)
+        return trained
+
+    def _run(self, fn: Any, *args: Any) -> list[Any]:
+        """``cluster.run`` with this trainer's timeout (a hung rank never hangs the notebook)."""
+        saved = self.cluster.run_timeout
+        self.cluster.run_timeout = self.step_timeout
+        try:
+            return self.cluster.run(fn, *args)
+        finally:
+            self.cluster.run_timeout = saved
+
+    def weight_checksums(self) -> list[list[float]]:
+        """Per rank, the weights' checksum after every step (with ``verify_sync=True``)."""
+        return self._run(rank.checksums)
+
+    def stages(self, model: Any) -> list[tuple[int, int]]:
+        """How ``strategy='pipeline'`` splits ``model``: a (first, last + 1) layer range per rank."""
+        sizes = [sum(p.numel() for p in layer.parameters()) for layer in model]
+        return balance(sizes, self.cluster.world_size)
+
+
+def _positive(name: str, value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+        raise ValueError(BAD_COUNT.format(name=name, got=value))
+    return value
+
+
+def _add(per_rank: list[dict[str, float]]) -> dict[str, float]:
+    out: dict[str, float] = {}
+    for sums in per_rank:
+        for k, v in sums.items():
+            out[k] = out.get(k, 0) + v
+    return out
+
+
+def _accuracy(sums: dict[str, float], y: Any) -> float | None:
+    if y.dtype.kind not in "iu" or not sums["count"]:
+        return None
+    return sums["correct"] / sums["count"]
+
+
+def _postfix(totals: dict[str, float], y: Any) -> dict[str, float]:
+    out = {"loss": round(totals["loss"] / max(1, totals["count"]), 4)}
+    acc = _accuracy(totals, y)
+    if acc is not None:
+        out["acc"] = round(acc, 4)
+    return out
+
+
+def _rank_died(err: RemoteError) -> bool:
+    """A rank's engine died or hung (and was restarted), as opposed to an error in user code."""
+    return any(f.ename in ("EngineError", "Timeout") for f in err.failures)
+
+
+def _results(history: list[dict[str, Any]]) -> dict[str, Any]:
+    last = history[-1]
+    return {
+        "train_loss": last["train_loss"],
+        "train_accuracy": last["train_accuracy"],
+        "val_accuracy": last["val_accuracy"],
+        "epochs": len(history),
+        "bytes_sent": sum(h["bytes_sent"] for h in history),
+        "bytes_uncompressed": sum(h["bytes_uncompressed"] for h in history),
+        "seconds": sum(h["seconds"] for h in history),
+    }
