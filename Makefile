@@ -50,6 +50,9 @@ test: install lint chromium
 bench: install
 	$(PY) benchmarks/bench_roundtrip.py
 	$(PY) benchmarks/bench_push.py
+	$(PY) benchmarks/bench_kernels.py
+	$(PY) benchmarks/bench_allreduce.py
+	$(PY) benchmarks/bench_train.py
 
 clean:
 	rm -rf $(VENV) build .pytest_cache .hypothesis lepton_nb/labextension labextension/lib \
