@@ -18,6 +18,7 @@ import numpy as np
 
 from . import plan
 from .dispatch import check_backend, twin
+from .indices import index_dtype, is_narrow, narrow, wide_like, widen
 from .payload import Field, Payload, allocate, layout_nbytes
 from .tensors import check_float_out, empty, flatten, host, is_tensor, on_cuda, restore, zeros
 
@@ -141,19 +142,31 @@ class TopK(Compressor):
         return plan.topk_count(self.ratio, numel)
 
     def fields(self, numel: int) -> list[Field]:
+        """``indices`` (uint16, int32 or int64 by :func:`.indices.index_dtype`) and
+        float32 ``values``, k each; uint16 indices go after the values, so that
+        every array stays aligned to its itemsize."""
         k = self.k(numel)
-        index = np.dtype(np.int32 if numel < 2**31 else np.int64)
-        return [Field("indices", index, k), Field("values", np.dtype(np.float32), k)]
+        index = Field("indices", index_dtype(numel), k)
+        values = Field("values", np.dtype(np.float32), k)
+        return [values, index] if index.dtype.itemsize == 2 else [index, values]
 
     def encode(self, twin, x, a) -> None:
-        twin.topk(x, a["values"].shape[0], a["indices"], a["values"])
+        idx = a["indices"]
+        out = wide_like(idx) if is_narrow(idx) else idx  # the kernels select int32 indices
+        twin.topk(x, a["values"].shape[0], out, a["values"])
+        if out is not idx:
+            narrow(out, idx)
 
     def feedback(self, twin, r, t, a) -> None:
-        twin.topk_feedback(r, t, a["values"].shape[0], a["indices"], a["values"])
+        idx = a["indices"]
+        out = wide_like(idx) if is_narrow(idx) else idx
+        twin.topk_feedback(r, t, a["values"].shape[0], out, a["values"])
+        if out is not idx:
+            narrow(out, idx)
 
     def expand(self, twin, p, out, add) -> None:
         a = arrays(p)
-        twin.scatter_add(out, a["indices"], a["values"])  # out starts zeroed when not add
+        twin.scatter_add(out, widen(a["indices"]), a["values"])  # out zeroed when not add
 
     def __repr__(self) -> str:
         return f"TopK(ratio={self.ratio!r}, backend={self.backend!r})"

@@ -21,6 +21,7 @@ import numpy as np
 
 from .compressors import Compressor
 from .feedback import ErrorFeedback
+from .indices import widen
 from .payload import Payload
 from .tensors import is_tensor
 
@@ -48,7 +49,7 @@ class MomentumCorrection(ErrorFeedback):
         self.velocities[key] = u
         p = super().compress(u, key)
         if p.codec == "topk":  # momentum factor masking: no momentum for what was sent
-            idx = p.arrays["indices"]
+            idx = widen(p.arrays["indices"])  # uint16 ones as int32 (torch cannot index uint16)
             flat = u.view(-1) if is_tensor(u) else u.reshape(-1)
             if is_tensor(u):
                 import torch

@@ -75,9 +75,9 @@ class Payload:
 
     ``dtype`` is a ``torch.dtype`` for torch input and a ``np.dtype`` for numpy
     input; decompressing gives back the same kind, shape and dtype. ``arrays``
-    maps each field name (topk: ``indices``, ``values``; int8: ``scale``, ``q``;
-    fp16: ``values``) to a typed view into ``buffer``. ``params`` holds what
-    decoding needs beyond the arrays (int8: ``chunk``).
+    maps each field name (topk: ``indices``, uint16 up to 65536 elements, and
+    ``values``; int8: ``scale``, ``q``; fp16: ``values``) to a typed view into
+    ``buffer``. ``params`` holds what decoding needs beyond the arrays (int8: ``chunk``).
     """
 
     codec: str

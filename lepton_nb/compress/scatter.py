@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 
 from .dispatch import check_backend, twin
+from .indices import widen
 from .tensors import NOT_AN_ARRAY, NOT_FLOAT, NOT_INTEGER, host, is_tensor, on_cuda, torch_module
 
 BAD_DST = "dst must be a float32 or float64 array, got {what}"
@@ -66,6 +67,7 @@ def scatter_add(dst: Any, indices: Any, values: Any, backend: str = "auto") -> N
         raise ValueError(LENGTHS.format(n=count, m=m))
     if count == 0:
         return
+    indices = widen(indices)  # uint16 (e.g. a top-k payload's) as int32: torch has no uint16 min
     lo, hi = int(indices.min()), int(indices.max())
     if lo < 0 or hi >= n:
         raise IndexError(OUT_OF_RANGE.format(n=n, lo=lo, hi=hi))

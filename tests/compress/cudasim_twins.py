@@ -72,6 +72,23 @@ def test_topk_feedback_same_payload_and_residual(x, ratio):
         assert np.array_equal(a.residuals["w"], b.residuals["w"])
 
 
+def test_topk_uint16_indices_up_to_65535_agree():
+    x = np.random.default_rng(1).standard_normal(65536).astype(np.float32)
+    x[-1] = 50.0  # the last index is sent
+    a, b = (ErrorFeedback(c) for c in _pair(TopK, ratio=45 / 65536))  # k odd
+    pa, pb = a.compress(x, "w"), b.compress(x, "w")
+    assert pa.arrays["indices"].dtype == pb.arrays["indices"].dtype == np.uint16
+    order = np.argsort(pb.arrays["indices"])
+    assert np.array_equal(pa.buffer[: 4 * 45], pb.buffer[: 4 * 45].reshape(45, 4)[order].ravel())
+    assert np.array_equal(pa.arrays["indices"], pb.arrays["indices"][order])
+    assert pa.arrays["indices"][-1] == 65535
+    assert np.array_equal(a.residuals["w"], b.residuals["w"])
+    oa, ob = np.ones(65536, np.float32), np.ones(65536, np.float32)
+    a.accumulate(pa, oa)
+    b.accumulate(pb, ob)
+    assert np.array_equal(oa, ob) and oa[65535] == 51
+
+
 @few
 @given(float_arrays(max_size=1500), st.integers(1, 600))
 def test_int8_same_bytes_and_expansion(x, chunk):

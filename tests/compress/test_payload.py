@@ -16,10 +16,17 @@ def test_arrays_are_typed_views_back_to_back_in_one_buffer():
     assert p.nbytes == p.buffer.nbytes == 3 * 4 + 25 == Int8(chunk=10).payload_nbytes(25)
 
 
-def test_topk_indices_are_int32_below_2_to_31_elements_else_int64():
-    assert TopK(0.5).fields(10)[0] == Field("indices", np.dtype(np.int32), 5)
-    assert TopK(1e-9).fields(2**31)[0].dtype == np.int64
-    assert TopK(0.01).payload_nbytes(1000) == 10 * 8
+def test_topk_indices_are_uint16_to_65536_elements_int32_below_2_to_31_else_int64():
+    u16, i32, i64, f32 = (np.dtype(d) for d in ("uint16", "int32", "int64", "float32"))
+    # uint16 indices follow the values, so that odd k leaves every array aligned
+    assert TopK(0.5).fields(10) == [Field("values", f32, 5), Field("indices", u16, 5)]
+    assert TopK(0.5).fields(65536)[1] == Field("indices", u16, 32768)
+    assert TopK(0.5).fields(65537)[0] == Field("indices", i32, 32768)
+    assert TopK(1e-9).fields(2**31 - 1)[0].dtype == i32
+    assert TopK(1e-9).fields(2**31)[0].dtype == i64
+    assert TopK(0.01).payload_nbytes(1000) == 10 * 6
+    assert TopK(0.01).payload_nbytes(65536) == 655 * 6
+    assert TopK(0.01).payload_nbytes(65537) == 655 * 8
 
 
 def test_tensor_shares_the_buffer_memory():
