@@ -62,24 +62,11 @@ def worker(args: argparse.Namespace) -> None:
         world_size=WORLD,
         timeout=timedelta(seconds=INIT_TIMEOUT_S),
     )
-    try:
-        from lepton_nb.compress import ErrorFeedback, TopK
+    from lepton_nb.collective import allreduce, last_plan
+    from lepton_nb.compress import ErrorFeedback, TopK
+    from lepton_nb.links import counter
 
-        from lepton_nb.collective import allreduce
-    except ImportError as e:
-        allreduce = None
-        missing = f"{type(e).__name__}: {e}"
-    else:
-        missing = None
-        ef = ErrorFeedback(TopK(0.01))
-    try:
-        from lepton_nb.collective import last_plan
-    except ImportError:
-        last_plan = None
-    try:
-        from lepton_nb.links import counter
-    except ImportError:
-        counter = None
+    ef = ErrorFeedback(TopK(0.01))
 
     n = int(args.mb * 1e6 / 4)
     gen = torch.Generator().manual_seed(1000 + rank)
@@ -94,7 +81,7 @@ def worker(args: argparse.Namespace) -> None:
         allreduce(x, ef)
 
     def counted() -> int:
-        return counter.total() if counter is not None else 0
+        return counter.total()
 
     def timed(op, grad) -> tuple[float, int, int]:
         """Time ``op`` on a fresh gradient.
@@ -117,14 +104,11 @@ def worker(args: argparse.Namespace) -> None:
             raise AssertionError(f"ranks disagree on the result: sums {m[3]} and {-m[4]}")
         return m[0].item(), int(m[1].item()), int(m[2].item())
 
-    ops = {"gloo": gloo}
-    if allreduce is not None:
-        ops["ours"] = ours
+    ops = {"gloo": gloo, "ours": ours}
     # warm-up, not counted: gloo's connections, numba's compilation
     timed(gloo, grads[0])
-    if allreduce is not None:
-        timed(ours, grads[0])
-        timed(ours, grads[1])
+    timed(ours, grads[0])
+    timed(ours, grads[1])
     times: dict[str, list[float]] = {k: [] for k in ops}
     txs: dict[str, list[int]] = {k: [] for k in ops}
     sent: dict[str, list[int]] = {k: [] for k in ops}
@@ -138,13 +122,11 @@ def worker(args: argparse.Namespace) -> None:
         if rank == 0:
             line = ", ".join(f"{k} {times[k][-1] * 1e3:.0f} ms" for k in ops)
             print(f"  [{args.mode}] round {i + 1}/{args.rounds}: {line}", flush=True)
-    result: dict = {"times": times, "tx": txs if measure_tx else None, "missing": missing}
+    result: dict = {"times": times, "tx": txs if measure_tx else None}
     result["nbytes"] = t.nbytes
-    if allreduce is not None:
-        result["counted"] = statistics.median(sent["ours"]) if counter is not None else None
-        payload = getattr(ef, "payload_nbytes", None)
-        result["payload_nbytes"] = payload(n) if callable(payload) else None
-        result["plan"] = str(last_plan()) if last_plan is not None else None
+    result["counted"] = statistics.median(sent["ours"])
+    result["payload_nbytes"] = ef.payload_nbytes(n)
+    result["plan"] = str(last_plan())
     dist.barrier()
     dist.destroy_process_group()
     if rank == 0:
@@ -239,30 +221,21 @@ def report(mode: str, setting: str, result: dict, rounds: int) -> None:
     if tx:
         gloo_tx = statistics.median(tx["gloo"])
         sent += f", {gloo_tx / 1e6:.1f} MB measured on the veth"
-    if "ours" in med:
-        ratio = med["gloo"] / med["ours"]
-        goal = GOALS[mode]
-        lines.append(
-            f"allreduce(t, ErrorFeedback(TopK(0.01))) {med['ours'] * 1e3:.0f} ms, "
-            f"compression included: {ratio:.1f}x gloo (goal >= {goal:.0f}x: "
-            f"{'met' if ratio >= goal else 'NOT met'})"
-        )
-        ours = []
-        if result.get("counted") is not None:
-            ours.append(f"{result['counted'] / 1e6:.2f} MB counted by lepton_nb.links")
-        elif result.get("payload_nbytes") is not None:
-            ours.append(f"{result['payload_nbytes'] / 1e6:.2f} MB payload")
-        if tx:
-            ours.append(f"{statistics.median(tx['ours']) / 1e6:.2f} MB measured on the veth")
-        sent += "; ours " + (", ".join(ours) if ours else "not reported")
+    ratio = med["gloo"] / med["ours"]
+    goal = GOALS[mode]
+    lines.append(
+        f"allreduce(t, ErrorFeedback(TopK(0.01))) {med['ours'] * 1e3:.0f} ms, "
+        f"compression included: {ratio:.1f}x gloo (goal >= {goal:.0f}x: "
+        f"{'met' if ratio >= goal else 'NOT met'})"
+    )
+    ours = [f"{result['counted'] / 1e6:.2f} MB counted by lepton_nb.links"]
+    ours.append(f"payload {result['payload_nbytes'] / 1e6:.2f} MB")
+    if tx:
+        ours.append(f"{statistics.median(tx['ours']) / 1e6:.2f} MB measured on the veth")
+    sent += "; ours " + ", ".join(ours)
     lines.append(f"bytes sent per rank: {sent}")
     print("\n".join(lines))
-    if "ours" not in med:
-        print(f"ours not measured: lepton_nb.collective is not available ({result['missing']})")
-        print("not recorded: a gloo-only line is no result for this benchmark")
-        return
-    plan = result.get("plan")
-    print(f"plan: {plan}" if plan else "plan: not available (no lepton_nb.collective.last_plan)")
+    print(f"plan: {result['plan']}")
     record("bench_allreduce", " | ".join(lines))
 
 
