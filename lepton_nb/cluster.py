@@ -17,9 +17,8 @@ import ipyparallel as ipp
 from traitlets import Any as AnyTrait
 from traitlets import Bool, Float, HasTraits, Integer, Unicode, default, validate
 
-from . import cell, engine, links, topology
+from . import cell, group, links, topology
 from .errors import ClusterError
-from .job import Job
 from .launch import EngineSets
 from .metrics import Collector
 from .placement import Slot, backend_for, gpu_count, parse_gpus, plan
@@ -292,34 +291,10 @@ class Cluster(HasTraits):
 
     def _join_group(self, backend: str | None = None) -> None:
         """(Re)form the process group over every rank, on a fresh port."""
-        client = self._require()
+        self._require()
         backend = backend or self.backend
         self._topology = None
-        ws = self.world_size
-        master_host = self._engines[0]["host"]
-        same_host = all(self._engines[r]["host"] == master_host for r in range(ws))
-        addr = "127.0.0.1" if same_host else self._engines[0]["addr"]
-        on_rank0 = client[self._engines[0]["engine_id"]].apply_async(engine.free_port)
-        port = on_rank0.get(timeout=self.engine_timeout)
-        hosts: dict[str, int] = {}
-        args = {}
-        for r in range(ws):
-            host = self._engines[r]["host"]
-            local = hosts.get(host, 0)
-            hosts[host] = local + 1
-            args[r] = (r, ws, local, addr, port, backend, self.group_timeout)
-        job = Job(client).apply(self.engines(), engine.join_group, args_by_rank=args)
-        if not job.wait(self.engine_timeout):
-            raise ClusterError(
-                f"rank(s) {job.running} did not join the {backend} process group "
-                f"at {addr}:{port} within {self.engine_timeout:g} s"
-            )
-        outcome = job.outcome()
-        if outcome.failures:
-            raise ClusterError(
-                "the process group did not form:\n"
-                + "\n".join("  " + f.summary() for f in outcome.failures.values())
-            )
+        group.form(self, backend)
         self.backend = backend
         if self._collector is not None:
             self._collector.start_samplers(self.engine_timeout)
