@@ -8,6 +8,7 @@ executed notebook was written.
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 import time
 from pathlib import Path
@@ -51,11 +52,19 @@ def main(argv: list[str] | None = None) -> int:
             "%%lepton_distributed --gather total"
         ):
             continue
-        for o in cell.outputs:
-            if o.output_type == "stream":
-                print("  " + o.text.rstrip().replace("\n", "\n  "))
+        lines = [
+            line for o in cell.outputs if o.output_type == "stream" for line in o.text.splitlines()
+        ]
+        for line in sorted(lines, key=_rank_of):  # in rank order, however they arrived
+            print("  " + line)
     print(f"Executed notebook written to {out.resolve()}")
     return 0
+
+
+def _rank_of(line: str) -> int:
+    """r of a ``[rank r] ...`` line (-1 for any other line)."""
+    found = re.match(r"\[rank (\d+)\]", line)
+    return int(found.group(1)) if found else -1
 
 
 if __name__ == "__main__":
