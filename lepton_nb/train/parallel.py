@@ -29,7 +29,8 @@ class DataParallel:
             config["optimizer"], self.params, config["lr"], corrected
         )
         self.loss = options.loss_function(config["loss"])
-        self.grads = torch.zeros(sum(p.numel() for p in self.params))
+        device = self.params[0].device if self.params else torch.device("cpu")
+        self.grads = torch.zeros(sum(p.numel() for p in self.params), device=device)
         self.world = torch.distributed.get_world_size()
 
     def train_batch(self, x: torch.Tensor, y: torch.Tensor) -> tuple[float, int, int, int]:
@@ -70,8 +71,8 @@ class DataParallel:
         return float(self.loss(out, y)) * len(x), correct(out, y), len(x)
 
     def weights(self) -> dict[str, torch.Tensor]:
-        """The model's state dict (every rank holds all of it)."""
-        return {k: v.detach().clone() for k, v in self.model.state_dict().items()}
+        """The model's state dict (every rank holds all of it), on the CPU."""
+        return {k: v.detach().cpu().clone() for k, v in self.model.state_dict().items()}
 
     def checksum(self) -> float:
         """A float64 sum over every weight, to compare ranks."""

@@ -68,6 +68,8 @@ class Pipeline:
         self.loss = options.loss_function(config["loss"])
         self.micro = int(config.get("micro_batches") or 4)
         self.first, self.last = self.rank == 0, self.rank == self.world - 1
+        params = list(model.parameters())  # the whole model sits on this rank's device
+        self.device = params[0].device if params else torch.device("cpu")
 
     def train_batch(self, x: torch.Tensor, y: torch.Tensor) -> tuple[float, int, int, int]:
         """One step on the batch; metrics come from the last stage (zeros elsewhere)."""
@@ -120,21 +122,22 @@ class Pipeline:
         head = torch.zeros(HEADER, dtype=torch.int64)
         head[0] = t.ndim
         head[1 : 1 + t.ndim] = torch.tensor(t.shape)
-        dist.send(head, peer)
+        dist.send(head.to(t.device), peer)  # NCCL sends only CUDA tensors
         dist.send(t, peer)
         links.count(self.rank, peer, t.nbytes + head.nbytes)
 
     def _recv(self, peer: int) -> torch.Tensor:
-        head = torch.empty(HEADER, dtype=torch.int64)
+        head = torch.empty(HEADER, dtype=torch.int64, device=self.device)
         dist.recv(head, peer)
+        head = head.cpu()
         shape = tuple(int(d) for d in head[1 : 1 + int(head[0])])
-        t = torch.empty(shape)
+        t = torch.empty(shape, device=self.device)
         dist.recv(t, peer)
         return t
 
     def weights(self) -> dict[str, torch.Tensor]:
-        """This stage's part of the model's state dict (global layer names)."""
-        return {k: v.detach().clone() for k, v in self.stage.state_dict().items()}
+        """This stage's part of the model's state dict (global layer names), on the CPU."""
+        return {k: v.detach().cpu().clone() for k, v in self.stage.state_dict().items()}
 
     def checksum(self) -> float:
         return float(sum(p.detach().double().sum() for p in self.stage.parameters()))

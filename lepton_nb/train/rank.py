@@ -37,10 +37,22 @@ def setup(config: dict[str, Any]) -> int:
     model = ns["_lepton_model"]
     if not isinstance(model, torch.nn.Module):
         raise TypeError(f"the pushed model is a {type(model).__name__}, not an nn.Module")
+    device = _device()
+    model.to(device)
     cls = Pipeline if config["strategy"] == "pipeline" else DataParallel
     _session.clear()
-    _session.update(config=config, strategy=cls(model, config), checksums=[])
+    _session.update(config=config, strategy=cls(model, config), checksums=[], device=device)
     return sum(p.numel() for p in model.parameters())
+
+
+def _device() -> torch.device:
+    """This rank's device: its GPU on a GPU cluster, else the CPU."""
+    from .. import engine
+
+    try:
+        return torch.device(engine.get_device())
+    except RuntimeError:  # not a lepton rank (a bare process group): the CPU
+        return torch.device("cpu")
 
 
 def _strategy() -> Any:
@@ -55,7 +67,8 @@ def _tensors(prefix: str, idx: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
     xb, yb = torch.from_numpy(np.asarray(X[idx])), torch.from_numpy(np.asarray(y[idx]))
     if yb.dtype in (torch.int32, torch.int16, torch.int8, torch.uint8):
         yb = yb.long()
-    return xb, yb
+    device = _session.get("device", torch.device("cpu"))
+    return xb.to(device, non_blocking=True), yb.to(device, non_blocking=True)
 
 
 def _indices(epoch: int, n: int) -> np.ndarray:
