@@ -1,17 +1,17 @@
 """lepton_nb: drive a cluster of GPU (or CPU) engines from a notebook as one machine.
 
 ``%load_ext lepton_nb`` gives ``%lepton_cluster`` and ``%%lepton_distributed``;
-the same is reachable from Python through :class:`Cluster`.
+the same is reachable from Python through :class:`Cluster`. Importing this
+package is cheap: engines import it too, so the notebook-side names
+(``Cluster``, ``monitor``, ``Trainer``) are loaded on first use.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from .cluster import Cluster, get_cluster
 from .engine import get_device, local_rank, rank, world_size
-from .errors import ClusterError, DistributedTimeout, RankFailure, RemoteError
-from .monitor import monitor  # the function; the module stays importable as lepton_nb.monitor
+from .errors import ClusterError, DistributedTimeout, RankFailure, RankState, RemoteError
 
 __version__ = "0.1.0"
 
@@ -20,6 +20,7 @@ __all__ = [
     "ClusterError",
     "DistributedTimeout",
     "RankFailure",
+    "RankState",
     "RemoteError",
     "Trainer",
     "get_cluster",
@@ -32,13 +33,30 @@ __all__ = [
     "world_size",
 ]
 
+#: Notebook-side names, imported on first use (engines never need them).
+_LAZY = {
+    "Cluster": ("lepton_nb.cluster", "Cluster"),
+    "get_cluster": ("lepton_nb.cluster", "get_cluster"),
+    "monitor": ("lepton_nb.monitor", "monitor"),
+    "Trainer": ("lepton_nb.train", "Trainer"),
+}
+
 
 def __getattr__(name: str) -> Any:
-    if name == "Trainer":  # imported on first use: it loads torch and the compressors
-        from .train import Trainer
+    if name in _LAZY:
+        import importlib
 
-        return Trainer
+        module, attr = _LAZY[name]
+        if name == "monitor":  # the module itself, which is callable as monitor(cluster)
+            return importlib.import_module(module)
+        value = getattr(importlib.import_module(module), attr)
+        globals()[name] = value
+        return value
     raise AttributeError(f"module 'lepton_nb' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))
 
 
 def load_ipython_extension(ip: Any) -> None:

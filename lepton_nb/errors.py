@@ -6,8 +6,21 @@ A failure on the ranks never loses the work of the ranks that succeeded:
 
 from __future__ import annotations
 
+import enum
 from dataclasses import dataclass
 from typing import Any
+
+
+class RankState(str, enum.Enum):
+    """What a rank is doing: ``idle``, ``busy``, ``dead`` or ``restarting``."""
+
+    IDLE = "idle"
+    BUSY = "busy"
+    DEAD = "dead"
+    RESTARTING = "restarting"
+
+    def __str__(self) -> str:
+        return self.value
 
 
 class ClusterError(RuntimeError):
@@ -22,10 +35,16 @@ class RankFailure:
     ename: str
     evalue: str
     traceback: str = ""
+    host: str | None = None  # the host the rank runs on, where known
+
+    @property
+    def where(self) -> str:
+        """``rank 1`` or ``rank 1 on node2``."""
+        return f"rank {self.rank}" + (f" on {self.host}" if self.host else "")
 
     def summary(self) -> str:
-        """One line: ``rank 1: ValueError: bad value``."""
-        return f"rank {self.rank}: {self.ename}: {self.evalue}"
+        """One line: ``rank 1 on node2: ValueError: bad value``."""
+        return f"{self.where}: {self.ename}: {self.evalue}"
 
 
 class RemoteError(Exception):
@@ -72,7 +91,7 @@ class RemoteError(Exception):
         """How IPython shows the error: each failed rank's traceback once."""
         out = [self._headline() + ":"]
         for f in self.failures:
-            out.append(f"[rank {f.rank}] {f.ename}: {f.evalue}")
+            out.append(f"[{f.where}] {f.ename}: {f.evalue}")
             if f.traceback:
                 out.extend(f.traceback.rstrip("\n").splitlines())
         if self.note:

@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import html
 import logging
+import sys
 import threading
 import time
+import types
 from typing import TYPE_CHECKING, Any
 
 import ipywidgets
@@ -128,12 +130,12 @@ class Monitor(ipywidgets.HTML):
     def __init__(self, cluster: Cluster, interval: float = 0.5) -> None:
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
-        if not cluster.running or cluster._collector is None:
+        if not cluster.running or cluster.collector is None:
             raise ClusterError(NO_CLUSTER)
         super().__init__(interval=interval)
         self.cluster = cluster
         self.redraws = 0
-        self._last = cluster._collector.snapshot()
+        self._last = cluster.collector.snapshot()
         self._draw(self._last)
         if self.comm is not None:
             self.comm.on_close(lambda msg: self._stop())
@@ -160,7 +162,7 @@ class Monitor(ipywidgets.HTML):
 
     def _loop(self) -> None:
         while not self._stopping.wait(self.interval):
-            collector = self.cluster._collector
+            collector = self.cluster.collector
             if collector is None or not self.cluster.running:
                 self._draw(self._last, stopped=True)
                 return
@@ -209,3 +211,17 @@ def monitor(cluster: Cluster | None = None, interval: float = 0.5) -> Monitor:
     if cluster is None:
         raise ClusterError(NO_CLUSTER)
     return Monitor(cluster, interval)
+
+
+class _CallableModule(types.ModuleType):
+    """``lepton_nb.monitor`` is this module and, called, the :func:`monitor` function.
+
+    The package loads it lazily (engines never need widgets), so the name
+    ``lepton_nb.monitor`` can be bound to the module; calling it still works.
+    """
+
+    def __call__(self, cluster: Cluster | None = None, interval: float = 0.5) -> Monitor:
+        return monitor(cluster, interval)
+
+
+sys.modules[__name__].__class__ = _CallableModule

@@ -24,7 +24,8 @@ import os
 from dataclasses import dataclass, field
 from typing import Any
 
-from . import engine
+from . import _nvml
+from .engine import identity, state
 
 #: Link classes, fastest first.
 LINK_CLASSES: tuple[str, ...] = ("nvlink", "pcie", "shm", "sys", "network")
@@ -52,8 +53,8 @@ class RankInfo:
 
 def describe() -> RankInfo:
     """Describe this process: rank, host (``LEPTON_ENGINE_HOST`` honoured), socket and GPU."""
-    ident = engine.identify()
-    rank = int(ident["rank"])
+    facts = state.current() or {}
+    rank = int(facts.get("rank", -1))
     try:
         import torch.distributed as dist
 
@@ -64,7 +65,7 @@ def describe() -> RankInfo:
     device, bus, links = "cpu", None, ()
     if os.environ.get("CUDA_VISIBLE_DEVICES", None) != "":
         device, bus, links = _gpu_description()
-    return RankInfo(rank, ident["host"], device, _socket(), bus, links)
+    return RankInfo(rank, identity.host_name(), device, _socket(), bus, links)
 
 
 def _socket() -> int | None:
@@ -97,11 +98,8 @@ def _gpu_description() -> tuple[str, str | None, tuple[tuple[str, str], ...]]:
 
 def _nvml_links(bus: str) -> tuple[tuple[str, str], ...]:
     """Link class from the GPU at ``bus`` to every other GPU NVML sees on this host."""
-    try:
-        import pynvml as nv  # nvidia-ml-py, imported only here
-
-        nv.nvmlInit()
-    except Exception:
+    nv = _nvml.module()
+    if nv is None:
         return ()
     try:
         mine = nv.nvmlDeviceGetHandleByPciBusId(bus)
@@ -116,8 +114,6 @@ def _nvml_links(bus: str) -> tuple[tuple[str, str], ...]:
         return tuple(out)
     except Exception:
         return ()
-    finally:
-        nv.nvmlShutdown()
 
 
 def _gpu_link(nv: Any, a: Any, b: Any) -> str:

@@ -33,7 +33,7 @@ def test_lepton_kernel_runs_a_distributed_notebook(tmp_path):
         # regression: replies once sat unread in the kernel after a failing cell
         nbformat.v4.new_code_cell(
             "import lepton_nb\n"
-            "from lepton_nb.job import Job\n"
+            "from lepton_nb.cluster.job import Job\n"
             "c = lepton_nb.get_cluster()\n"
             "def whoami():\n"
             "    import lepton_nb\n"

@@ -24,7 +24,7 @@ def test_unknown_arguments():
 
 
 def test_no_cluster(ip, monkeypatch):
-    monkeypatch.setattr("lepton_nb.cluster._started", [])  # as if none were running
+    monkeypatch.setattr("lepton_nb.cluster.core._started", [])  # as if none were running
     with pytest.raises(UsageError, match="No cluster running"):
         ip.run_line_magic("lepton_monitor", "")
 

@@ -7,14 +7,15 @@ nothing and loses nothing.
 from __future__ import annotations
 
 import keyword
+import re
 import shlex
 from dataclasses import dataclass, field
 
 from IPython.core.error import UsageError
 from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
 
-from ..placement import parse_gpus
-from ..rankspec import parse_ranks
+from ..cluster.placement import check_gpus_exist, parse_gpus
+from ..cluster.rankspec import parse_ranks
 
 ACTIONS = ("start", "status", "scale", "restart", "stop")
 
@@ -32,7 +33,16 @@ BAD_RESTART_RANK = (
     "rank {rank} does not exist: the cluster has ranks 0-{last}. Example: %lepton_cluster restart 0"
 )
 EXTRA_VALUE = "{action} takes no value (got {value!r}). Example: %lepton_cluster {action}"
-START_ONLY = "-n and --gpus belong to start. Example: %lepton_cluster start -n 2 --gpus none"
+START_ONLY = (
+    "{option} belongs to start. Example: %lepton_cluster start -n 2 --gpus none"
+)
+BAD_COUNT = "{option} must be a whole number of at least 1, got {value!r}. Example: {option} 2"
+BAD_LAUNCHER = "--launcher must be one of {known}, got {value!r}. Example: --launcher slurm"
+BAD_TIME = "--time must be a Slurm time limit such as 1:00:00, got {value!r}"
+BAD_HOSTS = (
+    "--hosts takes HOST:RANKS pairs separated by commas, got {value!r}. "
+    "Example: --hosts node1:2,node2:2"
+)
 BAD_GPUS = "{error}"
 BAD_RANKS = "--ranks: {error}. Examples: --ranks all, --ranks 0,2, --ranks 1-3"
 BAD_TIMEOUT = (
@@ -52,23 +62,38 @@ DISTRIBUTED_USAGE = (
 )
 
 
-@magic_arguments()
+@magic_arguments("lepton_cluster")
 @argument("action", nargs="?", default=None, help="start | status | scale | restart | stop")
 @argument("value", nargs="?", default=None, help="N for scale, RANK for restart")
 @argument("-n", dest="n", default=None, help="start: number of ranks (default: GPUs, else 2)")
 @argument("--gpus", default=None, help="start: auto (default) | none | 0,1,...")
+@argument("--launcher", default=None, help="start: local (default) | slurm | ssh")
+@argument("--nodes", default=None, help="start, slurm: the number of nodes")
+@argument("--ranks-per-node", dest="ranks_per_node", default=None,
+          help="start, slurm: ranks per node (default: --gpus-per-node, else 1)")  # fmt: skip
+@argument("--gpus-per-node", dest="gpus_per_node", default=None,
+          help="start, slurm: GPUs to ask Slurm for on each node")  # fmt: skip
+@argument("--partition", default=None, help="start, slurm: the partition")
+@argument("--time", default=None, help="start, slurm: the time limit, HH:MM:SS")
+@argument("--account", default=None, help="start, slurm: the account to charge")
+@argument("--hosts", default=None, help="start, ssh: HOST:RANKS,... e.g. node1:2,node2:2")
 def cluster_args(line: str) -> None:
     """Start, inspect, resize, restart or stop the engine cluster.
 
-    %lepton_cluster start [-n N] [--gpus auto|none|0,1,...]
+    %lepton_cluster start [-n N] [--gpus auto|none|0,1,...] [--launcher local|slurm|ssh]
+                          [--nodes K] [--ranks-per-node R] [--gpus-per-node G]
+                          [--partition P] [--time HH:MM:SS] [--account A] [--hosts h1:2,h2:2]
     %lepton_cluster status
     %lepton_cluster scale N
     %lepton_cluster restart [RANK]
     %lepton_cluster stop
+
+    Options not given come from the configuration (c.Cluster.launcher,
+    c.Cluster.partition, ... in ipython_config.py).
     """
 
 
-@magic_arguments()
+@magic_arguments("lepton_distributed")
 @argument("--ranks", default="all", help="ranks to run on: all (default), 0,2 or 1-3")
 @argument("--timeout", default=None, help="seconds; ranks still running are interrupted")
 @argument("--gather", default=None, help="NAME[,NAME...]: bring each rank's value back as a list")
@@ -105,6 +130,11 @@ def _positive_int(value: str | None, message: str) -> int:
     return n
 
 
+START_OPTIONS = ("n", "gpus", "launcher", "nodes", "ranks_per_node", "gpus_per_node",
+                 "partition", "time", "account", "hosts")  # fmt: skip
+_FLAGS = {"n": "-n", "ranks_per_node": "--ranks-per-node", "gpus_per_node": "--gpus-per-node"}
+
+
 @dataclass
 class ClusterCommand:
     """A checked ``%lepton_cluster`` line."""
@@ -113,30 +143,89 @@ class ClusterCommand:
     n: int | None = None
     gpus: str = "auto"
     rank: int | None = None
+    #: the start options given on the line (the rest come from configuration)
+    options: dict = field(default_factory=dict)
+
+
+def _flag(option: str) -> str:
+    return _FLAGS.get(option, "--" + option.replace("_", "-"))
+
+
+def parse_hosts(text: str) -> dict[str, int]:
+    """``node1:2,node2:2`` as ``{"node1": 2, "node2": 2}``; UsageError saying the form."""
+    hosts: dict[str, int] = {}
+    for part in str(text).split(","):
+        name, sep, count = part.strip().rpartition(":")
+        if not sep or not name or not count.strip().isdigit() or int(count) < 1 or name in hosts:
+            raise UsageError(BAD_HOSTS.format(value=text))
+        hosts[name] = int(count)
+    return hosts
+
+
+def _start_options(args) -> dict:  # noqa: ANN001 - argparse's namespace
+    from ..cluster.launchers import available
+
+    options: dict = {}
+    if args.n is not None:
+        options["n"] = _positive_int(args.n, BAD_N)
+    if args.gpus is not None:
+        try:
+            parse_gpus(args.gpus)
+        except ValueError as e:
+            raise UsageError(BAD_GPUS.format(error=e)) from None
+        options["gpus"] = args.gpus
+    if args.launcher is not None:
+        known = sorted(available())
+        if args.launcher.strip().lower() not in known:
+            raise UsageError(BAD_LAUNCHER.format(known=", ".join(known), value=args.launcher))
+        options["launcher"] = args.launcher.strip().lower()
+    for option in ("nodes", "ranks_per_node", "gpus_per_node"):
+        value = getattr(args, option)
+        if value is not None:
+            message = BAD_COUNT.replace("{option}", _flag(option))
+            options[option] = _positive_int(value, message)
+    if args.time is not None:
+        if not re.match(r"^(\d+-)?\d+(:\d{1,2}){0,2}$", args.time.strip()):
+            raise UsageError(BAD_TIME.format(value=args.time))
+        options["time"] = args.time.strip()
+    for option in ("partition", "account"):
+        if getattr(args, option) is not None:
+            options[option] = getattr(args, option)
+    if args.hosts is not None:
+        options["hosts"] = parse_hosts(args.hosts)
+    return options
 
 
 def parse_cluster_line(
-    line: str, gpus_available: int, world_size: int | None = None
+    line: str, gpus_available: int | None = None, world_size: int | None = None
 ) -> ClusterCommand:
-    """Check a ``%lepton_cluster`` line; raise UsageError saying what to type instead."""
+    """Check a ``%lepton_cluster`` line; raise UsageError saying what to type instead.
+
+    ``gpus_available``: the GPUs of this host, to check ``--gpus`` against when the
+    engines start here (None: they may start elsewhere, checked at placement).
+    """
     args = _parse(cluster_args, line, CLUSTER_USAGE)
     action = args.action
     if action is None:
         raise UsageError(MISSING_ACTION)
     if action not in ACTIONS:
         raise UsageError(UNKNOWN_ACTION.format(action=action))
-    if action != "start" and (args.n is not None or args.gpus is not None):
-        raise UsageError(START_ONLY)
+    if action != "start":
+        given = [o for o in START_OPTIONS if getattr(args, o) is not None]
+        if given:
+            raise UsageError(START_ONLY.format(option=_flag(given[0])))
     cmd = ClusterCommand(action)
     if action == "start":
         if args.value is not None:
             raise UsageError(EXTRA_VALUE.format(action="start -n N", value=args.value))
-        cmd.n = None if args.n is None else _positive_int(args.n, BAD_N)
-        cmd.gpus = args.gpus if args.gpus is not None else "auto"
-        try:
-            parse_gpus(cmd.gpus, gpus_available)
-        except ValueError as e:
-            raise UsageError(BAD_GPUS.format(error=e)) from None
+        cmd.options = _start_options(args)
+        cmd.n = cmd.options.get("n")
+        cmd.gpus = cmd.options.get("gpus", "auto")
+        if gpus_available is not None and cmd.options.get("launcher", "local") == "local":
+            try:
+                check_gpus_exist(parse_gpus(cmd.gpus), "this machine", range(gpus_available))
+            except ValueError as e:
+                raise UsageError(BAD_GPUS.format(error=e)) from None
     elif action == "scale":
         cmd.n = _positive_int(args.value, BAD_SCALE)
     elif action == "restart" and args.value is not None:
@@ -204,7 +293,7 @@ BAD_PULL_RANK = "--rank must be a rank of the cluster (0-{last}), got {value!r}.
 BAD_NAME = "{name!r} is not a Python name. {usage}"
 
 
-@magic_arguments()
+@magic_arguments("lepton_push")
 @argument("names", nargs="*", help="notebook names to bind on the ranks")
 @argument("--ranks", default="all", help="ranks to push to: all (default), 0,2 or 1-3")
 @argument(
@@ -220,7 +309,7 @@ def push_args(line: str) -> None:
     """
 
 
-@magic_arguments()
+@magic_arguments("lepton_pull")
 @argument("name", nargs="?", default=None, help="the name to fetch")
 @argument("--rank", default="0", help="the rank to fetch it from (default 0)")
 def pull_args(line: str) -> None:

@@ -8,9 +8,9 @@ from IPython.core.error import UsageError
 from IPython.core.magic import Magics, cell_magic, line_magic, magics_class, no_var_expand
 from IPython.display import display
 
+from .. import _nvml
 from ..cluster import NO_CLUSTER, Cluster, get_cluster
 from ..errors import ClusterError
-from ..placement import gpu_count
 from .args import cluster_args, distributed_args, parse_cluster_line, parse_distributed_line
 
 ALREADY_RUNNING = (
@@ -18,6 +18,14 @@ ALREADY_RUNNING = (
     "or stop it first with: %lepton_cluster stop"
 )
 NO_CLUSTER_STATUS = "No cluster running. Start one with: %lepton_cluster start -n 2"
+
+
+def _configured_launcher(shell: Any) -> str:
+    """The launcher a start uses unless the line names one: the configuration's, else local."""
+    config = getattr(shell, "config", None)
+    if config is not None and "Cluster" in config and "launcher" in config.Cluster:
+        return str(config.Cluster.launcher).lower()
+    return "local"
 
 
 def running_cluster() -> Cluster:
@@ -37,15 +45,18 @@ class LeptonMagics(Magics):
         cluster = get_cluster()
         running = cluster is not None and cluster.running
         world = cluster.world_size if running else None
-        gpus = gpu_count() if "--gpus" in line else 0
+        local = "--gpus" in line and _configured_launcher(self.shell) == "local"
+        gpus = len(_nvml.host_gpus()) if local else None
         cmd = parse_cluster_line(line, gpus, world)
         if cmd.action == "start":
             if running:
                 raise UsageError(ALREADY_RUNNING.format(n=world))
-            label = f"{cmd.n} " if cmd.n else ""
-            print(f"Starting {label}ranks (gpus={cmd.gpus}) ...", flush=True)
             try:
-                cluster = Cluster(n=cmd.n, gpus=cmd.gpus).start()
+                cluster = Cluster(**cmd.options)
+                label = f"{cmd.n} " if cmd.n else ""
+                print(f"Starting {label}ranks (launcher={cluster.launcher}, gpus={cluster.gpus})"
+                      " ...", flush=True)  # fmt: skip
+                cluster.start()
             except ClusterError as e:
                 raise UsageError(f"The cluster did not start: {e}") from None
             display(cluster.status())
@@ -76,7 +87,7 @@ class LeptonMagics(Magics):
     @cell_magic
     def lepton_distributed(self, line: str, cell: str) -> None:
         cluster = running_cluster()
-        gpu_ranks = all(s.gpu is not None for s in cluster.slots)
+        gpu_ranks = cluster.ranks.gpu_ranks()
         opts = parse_distributed_line(line, cluster.world_size, gpu_ranks)
         gathered = cluster.execute(
             cell,

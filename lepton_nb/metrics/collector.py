@@ -12,7 +12,6 @@ from __future__ import annotations
 import atexit
 import logging
 import os
-import socket
 import threading
 import time
 import weakref
@@ -20,7 +19,8 @@ from typing import TYPE_CHECKING, Any
 
 import zmq
 
-from ..job import Job
+from ..cluster.job import Job
+from ..errors import RankState
 from ..links import LinkCounter
 from . import runtime, sampler, snapshot, wire
 
@@ -57,7 +57,7 @@ class Collector(threading.Thread):
     def __init__(self, cluster: Cluster, interval: float) -> None:
         super().__init__(name="lepton-metrics", daemon=True)
         self._cluster = weakref.ref(cluster)
-        self.cluster_id = cluster._token
+        self.cluster_id = cluster.cluster_id
         self.interval = interval
         self.key = os.urandom(32)
         self.received = self.rejected = 0
@@ -72,7 +72,7 @@ class Collector(threading.Thread):
         self._pub = ctx.socket(zmq.PUB)
         for s in (self._pull, self._pub):
             s.setsockopt(zmq.LINGER, 0)
-        ip = _engine_facing_ip(cluster)
+        ip = cluster.controller_address  # where the engines reach this host; nowhere else
         self.endpoint = f"tcp://{ip}:{self._pull.bind_to_random_port(f'tcp://{ip}')}"
         self.publish_endpoint = (
             f"tcp://127.0.0.1:{self._pub.bind_to_random_port('tcp://127.0.0.1')}"
@@ -118,15 +118,9 @@ class Collector(threading.Thread):
         if cluster is None:
             return
         engines = cluster.engines()
+        table = cluster.ranks
         args = {
-            r: (
-                self.endpoint,
-                self.key.hex(),
-                self.cluster_id,
-                r,
-                cluster.slots[r].gpu,
-                self.interval,
-            )
+            r: (self.endpoint, self.key.hex(), self.cluster_id, r, table[r].gpu, self.interval)
             for r in engines
         }
         job = Job(cluster.client).apply(engines, sampler.start, args_by_rank=args)
@@ -195,8 +189,16 @@ class Collector(threading.Thread):
         cluster = self._cluster()
         if cluster is None:
             return None
-        engines = dict(cluster._engines)
-        placement = [{"rank": s.rank, "device": s.device, "gpu": s.gpu} for s in cluster.slots]
+        table = cluster.ranks
+        placement = [{"rank": r.rank, "device": r.device, "gpu": r.gpu} for r in table]
+        engines = {
+            r.rank: {
+                "engine_id": None if r.state is RankState.RESTARTING else r.engine_id,
+                "host": r.host,
+                "pid": r.pid,
+            }
+            for r in table
+        }
         with self._lock:
             samples = dict(self._samples)
         snap = snapshot.build(
@@ -205,7 +207,7 @@ class Collector(threading.Thread):
             engines,
             samples,
             self._notebook_rows,
-            socket.gethostname(),
+            table.notebook_host,
             max(DEAD_AFTER_S, 10 * self.interval),
             {"backend": cluster.backend, "interval": self.interval, "running": cluster.running},
         )
@@ -223,12 +225,3 @@ class Collector(threading.Thread):
             ):
                 return rows
             time.sleep(0.05)
-
-
-def _engine_facing_ip(cluster: Cluster) -> str:
-    """The address engines reach the notebook at: the controller's, loopback by default."""
-    ipp = cluster._ipp
-    ip = getattr(ipp, "controller_ip", None) if ipp is not None else None
-    if not ip or ip in ("*", "0.0.0.0", "localhost"):
-        return "127.0.0.1"
-    return str(ip)

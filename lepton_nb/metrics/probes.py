@@ -13,6 +13,8 @@ from typing import Any
 
 import psutil
 
+from .. import _nvml
+
 #: NVML's link count upper bound (NVML_NVLINK_MAX_LINKS); missing links answer an error.
 _MAX_LINKS = 18
 _KIB = 1024
@@ -65,15 +67,10 @@ class Nvml:
         self._last_nvlink: tuple[float, int, int] | None = None
 
     def _open(self) -> Any:
-        if self._handle is None and not self._failed:
-            try:
-                import pynvml
-
-                pynvml.nvmlInit()
-                self._handle = pynvml.nvmlDeviceGetHandleByIndex(self.index)
-                self._nvml = pynvml
-            except Exception:  # no driver, no such GPU: readings are unknown
-                self._failed = True
+        if self._handle is None and not self._failed and self.index is not None:
+            self._handle = _nvml.handle(self.index)
+            self._nvml = _nvml.module()
+            self._failed = self._handle is None  # no driver, no such GPU: readings are unknown
         return self._handle
 
     def read(self) -> dict[str, Any] | None:
@@ -104,10 +101,8 @@ class Nvml:
         }
 
     def close(self) -> None:
-        """Shut NVML down if this reader opened it."""
-        if self._nvml is not None:
-            _call(self._nvml.nvmlShutdown)
-            self._nvml = self._handle = None
+        """Forget the handle (NVML itself stays up for the process: :mod:`lepton_nb._nvml` owns it)."""
+        self._nvml = self._handle = None
 
 
 def _call(fn: Any) -> Any:

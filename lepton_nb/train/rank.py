@@ -17,6 +17,7 @@ import torch.distributed as dist
 
 from . import data
 from .parallel import DataParallel, sent_bytes
+from ..engine import namespace
 from .pipeline import Pipeline
 
 _session: dict[str, Any] = {}
@@ -25,9 +26,7 @@ NOT_SET_UP = "this rank has no training session; Trainer.fit sets one up"
 
 
 def _ns() -> dict[str, Any]:
-    from IPython import get_ipython
-
-    return get_ipython().user_ns
+    return namespace.user_namespace()
 
 
 def setup(config: dict[str, Any]) -> int:
@@ -47,10 +46,10 @@ def setup(config: dict[str, Any]) -> int:
 
 def _device() -> torch.device:
     """This rank's device: its GPU on a GPU cluster, else the CPU."""
-    from .. import engine
+    from ..engine import state
 
     try:
-        return torch.device(engine.get_device())
+        return torch.device(state.get_device())
     except RuntimeError:  # not a lepton rank (a bare process group): the CPU
         return torch.device("cpu")
 

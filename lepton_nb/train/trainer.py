@@ -19,6 +19,7 @@ from typing import Any
 
 from tqdm.auto import tqdm
 
+from ..cluster.run import run_function
 from ..errors import RemoteError
 from . import checkpoint, data, options, rank
 from .pipeline import balance
@@ -245,12 +246,7 @@ class Trainer:
 
     def _run(self, fn: Any, *args: Any) -> list[Any]:
         """``cluster.run`` with this trainer's timeout (a hung rank never hangs the notebook)."""
-        saved = self.cluster.run_timeout
-        self.cluster.run_timeout = self.step_timeout
-        try:
-            return self.cluster.run(fn, *args)
-        finally:
-            self.cluster.run_timeout = saved
+        return run_function(self.cluster, fn, args, {}, self.step_timeout)
 
     def weight_checksums(self) -> list[list[float]]:
         """Per rank, the weights' checksum after every step (with ``verify_sync=True``)."""

@@ -12,7 +12,6 @@ holds intact (it reports so while the notebook hashes), is not sent at all.
 from __future__ import annotations
 
 import keyword
-import socket
 import threading
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -21,7 +20,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from ..errors import RemoteError
-from ..job import Job
+from ..cluster.job import Job
 from ..links import NOTEBOOK, LinkCounter
 from . import receive, segment
 from .codec import check_codec, encode
@@ -231,8 +230,7 @@ class Transfer:
             fut._finish(e)
 
     def _round(self, fut: PushFuture, per_rank: dict[int, dict[str, Any]], codec: str) -> None:
-        here = socket.gethostname()
-        hosts = {p["rank"]: p["host"] for p in self.cluster.placement}
+        table = self.cluster.ranks
         described: dict[int, _Array | None] = {}
         payloads: dict[int, dict[str, Any]] = {}
         rnd = _Round(ops={r: [] for r in per_rank}, cached={r: {} for r in per_rank})
@@ -266,7 +264,7 @@ class Transfer:
                         stats["bytes_saved"] += info.arr.nbytes
                         continue
                     stats["misses"] += 1
-                    if hosts.get(r) == here:
+                    if table.is_local(r):
                         rnd.local[id(value)] = info
                         rnd.local_users.append((r, name, id(value)))
                     else:

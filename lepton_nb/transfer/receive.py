@@ -14,6 +14,7 @@ from __future__ import annotations
 import threading
 from typing import Any
 
+from ..engine import namespace
 from . import codec, segment
 from .content import ArrayMeta, rebuild
 
@@ -25,12 +26,7 @@ _bound: dict[str, tuple[str, Any, int | None]] = {}
 
 
 def _namespace() -> dict[str, Any]:
-    from IPython import get_ipython
-
-    ip = get_ipython()
-    if ip is None:  # pragma: no cover - engines always have a shell
-        raise RuntimeError("no IPython shell on this engine")
-    return ip.user_ns
+    return namespace.user_namespace()
 
 
 def holding(names: list[str]) -> dict[str, str | None]:

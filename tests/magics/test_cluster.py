@@ -7,7 +7,7 @@ import lepton_nb
 from lepton_nb import cluster as cluster_mod
 from lepton_nb.magics import args as A
 from lepton_nb.magics.cluster import ALREADY_RUNNING
-from lepton_nb.status import COLUMNS
+from lepton_nb.cluster.status import COLUMNS
 
 
 @pytest.fixture

@@ -43,7 +43,7 @@ def test_samples_arrive_while_a_cell_runs(cluster):
 
     def watch():
         while not stop.is_set():
-            snap = cluster._collector.snapshot()
+            snap = cluster.collector.snapshot()
             seen.append([(r["state"], r.get("time"), r.get("rss") or 0) for r in snap["ranks"]])
             time.sleep(0.2)
 
@@ -78,7 +78,7 @@ def test_link_bytes_and_rates_of_ranks_and_notebook(cluster):
     cluster.push({"arr": np.ones(300_000)})  # 2.4 MB from the notebook to each rank
 
     def links():
-        snap = cluster._collector.snapshot()
+        snap = cluster.collector.snapshot()
         return {(x["src"], x["dst"]): x for x in snap["links"]}
 
     got = _wait_for(
@@ -91,10 +91,10 @@ def test_link_bytes_and_rates_of_ranks_and_notebook(cluster):
 
 
 def test_runtime_file_and_published_snapshots(cluster):
-    path = cluster._collector.runtime_file
+    path = cluster.collector.runtime_file
     assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
     info = runtime.read(path)
-    assert info["cluster"] == cluster._token and info["pid"] == os.getpid()
+    assert info["cluster"] == cluster.cluster_id and info["pid"] == os.getpid()
     sub = zmq.Context.instance().socket(zmq.SUB)
     sub.setsockopt(zmq.LINGER, 0)
     sub.setsockopt(zmq.SUBSCRIBE, b"")
@@ -108,7 +108,7 @@ def test_runtime_file_and_published_snapshots(cluster):
 
 
 def test_malformed_messages_are_logged_and_dropped(cluster, caplog):
-    collector = cluster._collector
+    collector = cluster.collector
     push = zmq.Context.instance().socket(zmq.PUSH)
     push.setsockopt(zmq.LINGER, 0)
     push.connect(collector.endpoint)
@@ -141,13 +141,13 @@ def test_dead_restarting_and_back(make_cluster):
     c.metrics()
     old_pid = c.placement[1]["pid"]
     os.kill(old_pid, signal.SIGKILL)
-    _wait_for(lambda: c._collector.snapshot()["ranks"][1]["state"] == "dead", what="dead")
+    _wait_for(lambda: c.collector.snapshot()["ranks"][1]["state"] == "dead", what="dead")
     states = []
     stop = threading.Event()
 
     def watch():
         while not stop.is_set():
-            states.append(c._collector.snapshot()["ranks"][1]["state"])
+            states.append(c.collector.snapshot()["ranks"][1]["state"])
             time.sleep(0.05)
 
     watcher = threading.Thread(target=watch)
@@ -160,8 +160,8 @@ def test_dead_restarting_and_back(make_cluster):
     assert "restarting" in states
     rows = c.metrics()
     assert rows[1]["pid"] != old_pid and rows[1]["state"] in ("idle", "busy")
-    _wait_for(lambda: c._collector.snapshot()["ranks"][1]["state"] == "idle", what="idle")
-    path = c._collector.runtime_file
+    _wait_for(lambda: c.collector.snapshot()["ranks"][1]["state"] == "idle", what="idle")
+    path = c.collector.runtime_file
     c.stop()
     assert not os.path.exists(path)
 

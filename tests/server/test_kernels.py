@@ -18,7 +18,7 @@ async def test_only_clusters_of_this_servers_kernels(
 ):
     loop = asyncio.get_running_loop()
     stranger = await loop.run_in_executor(None, lambda: make_cluster(n=1))
-    assert stranger._collector.runtime_file  # in this server's runtime directory...
+    assert stranger.collector.runtime_file  # in this server's runtime directory...
 
     r = await jp_fetch("api", "kernels", method="POST", body=json.dumps({"name": "python3"}))
     kid = json.loads(r.body)["id"]
@@ -37,7 +37,7 @@ async def test_only_clusters_of_this_servers_kernels(
             await asyncio.sleep(0.2)
         # ...but only the kernel's cluster is followed
         (mine,) = listed
-        assert mine["cluster"] != stranger._token
+        assert mine["cluster"] != stranger.cluster_id
         assert mine["kernel"] == km.get_kernel(kid).connection_file.rsplit("/", 1)[-1]
         assert mine["world_size"] == 2
         reply = await kc.execute_interactive("%lepton_cluster stop", timeout=120)

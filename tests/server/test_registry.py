@@ -43,7 +43,7 @@ def _snap(cid):
 
 async def test_stream_list_and_prometheus_follow_a_cluster(server_cluster, jp_fetch, jp_ws_fetch):
     c = server_cluster
-    cid = c._token
+    cid = c.cluster_id
     ws = await jp_ws_fetch("lepton", "api", "metrics")
     seen = await _next(
         ws,
@@ -103,7 +103,7 @@ async def test_stream_list_and_prometheus_follow_a_cluster(server_cluster, jp_fe
 async def test_malformed_websocket_messages_are_logged_and_ignored(
     server_cluster, jp_fetch, jp_ws_fetch, caplog
 ):
-    cid = server_cluster._token
+    cid = server_cluster.cluster_id
     caplog.set_level(logging.WARNING)
     ws = await jp_ws_fetch("lepton", "api", "metrics")
     await _next(ws, _snap(cid), what="a snapshot")
@@ -140,18 +140,18 @@ async def test_forged_snapshots_are_dropped(server_cluster, jp_fetch, jp_servera
     c = server_cluster
     clusters = jp_serverapp.web_app.settings["lepton_clusters"]
     deadline = time.monotonic() + 10
-    while c._token not in clusters.snapshots and time.monotonic() < deadline:
+    while c.cluster_id not in clusters.snapshots and time.monotonic() < deadline:
         await asyncio.sleep(0.1)
     # a forger on the same socket: it cannot sign
-    collector = c._collector
+    collector = c.collector
     pub = zmq.Context.instance().socket(zmq.PUB)
     pub.setsockopt(zmq.LINGER, 0)
     port = pub.bind_to_random_port("tcp://127.0.0.1")
-    clusters._streams[c._token].socket.connect(f"tcp://127.0.0.1:{port}")
+    clusters._streams[c.cluster_id].socket.connect(f"tcp://127.0.0.1:{port}")
     try:
         for _ in range(20):
             pub.send_multipart(
-                wire.sign(b"not the key" * 3, {"type": "snapshot", "cluster": c._token})
+                wire.sign(b"not the key" * 3, {"type": "snapshot", "cluster": c.cluster_id})
             )
             pub.send_multipart([b"junk"])
             await asyncio.sleep(0.05)
@@ -161,7 +161,7 @@ async def test_forged_snapshots_are_dropped(server_cluster, jp_fetch, jp_servera
         pub.close(0)
     assert clusters.rejected >= 2
     assert "dropped a message from cluster" in caplog.text
-    assert clusters.snapshots[c._token]["world_size"] == 2
+    assert clusters.snapshots[c.cluster_id]["world_size"] == 2
     assert collector.key.hex() not in caplog.text
 
 

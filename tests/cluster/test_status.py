@@ -1,6 +1,6 @@
 import time
 
-from lepton_nb.status import COLUMNS, StatusTable
+from lepton_nb.cluster.status import COLUMNS, StatusTable
 
 
 def test_status_has_a_row_per_rank_with_every_column(cluster):

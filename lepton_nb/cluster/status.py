@@ -8,13 +8,14 @@ is busy in a long cell.
 from __future__ import annotations
 
 import html
-import socket
 from typing import TYPE_CHECKING, Any
 
 import psutil
 
+from .. import _nvml
+
 if TYPE_CHECKING:  # pragma: no cover
-    from .cluster import Cluster
+    from .core import Cluster
 
 COLUMNS = ("rank", "engine", "host", "pid", "device", "memory", "state")
 
@@ -23,56 +24,59 @@ def _gib(n: float) -> str:
     return f"{n / 2**30:.2f} GiB"
 
 
-def _gpu_memory(index: int) -> tuple[int, int] | None:
-    try:
-        import pynvml
-
-        pynvml.nvmlInit()
-        try:
-            info = pynvml.nvmlDeviceGetMemoryInfo(pynvml.nvmlDeviceGetHandleByIndex(index))
-            return int(info.used), int(info.total)
-        finally:
-            pynvml.nvmlShutdown()
-    except Exception:  # no NVML here: memory is unknown, not an error
-        return None
+def _sampled_memory(cluster: Cluster) -> dict[int, tuple[int, int | None]]:
+    """rank -> (used, total) from the ranks' latest metrics samples (what a remote rank says)."""
+    collector = cluster.collector
+    if collector is None:
+        return {}
+    out = {}
+    for row in collector.ranks(wait=0.0):
+        mem = row.get("memory")
+        if mem and mem.get("used") is not None:
+            out[row["rank"]] = (int(mem["used"]), mem.get("total"))
+    return out
 
 
 def rank_rows(cluster: Cluster) -> list[dict[str, Any]]:
     """One row per rank: rank, engine, host, pid, device, memory used/total, state."""
-    here = socket.gethostname()
+    table = cluster.ranks
     alive_ids = set(cluster.client.ids)
+    # The hub learns that a request finished a moment after this client does; with nothing
+    # of ours outstanding, a queue it still counts is stale, not work.
     try:
-        queues = cluster.client.queue_status()
+        queues = cluster.client.queue_status() if cluster.client.outstanding else {}
     except Exception:
         queues = {}
+    sampled = _sampled_memory(cluster)
     rows = []
-    for p, slot in zip(cluster.placement, cluster.slots):
-        used = total = None
-        state = "idle"
-        if p["engine_id"] not in alive_ids:
-            state = "dead"
-        if p["host"] == here:
+    for rec in table:
+        used: int | None = None
+        total: int | None = None
+        state = "idle" if rec.engine_id in alive_ids else "dead"
+        if table.is_local(rec):  # read here, so status answers even while every rank is busy
             try:
-                proc = psutil.Process(p["pid"])
-                if slot.gpu is None:
+                proc = psutil.Process(rec.pid)
+                if rec.gpu is None:
                     used, total = proc.memory_info().rss, psutil.virtual_memory().total
             except psutil.NoSuchProcess:
                 state = "dead"
-            if slot.gpu is not None:
-                mem = _gpu_memory(slot.gpu)
+            if rec.gpu is not None:
+                mem = _nvml.memory(rec.gpu)
                 if mem:
                     used, total = mem
-        q = queues.get(p["engine_id"], {})
+        elif rec.rank in sampled:
+            used, total = sampled[rec.rank]
+        q = queues.get(rec.engine_id, {})
         if state != "dead" and isinstance(q, dict) and q.get("queue", 0):
             state = "busy"
         memory = f"{_gib(used)} / {_gib(total)}" if used is not None and total else "n/a"
-        device = slot.device if slot.gpu is None else f"{slot.device} (GPU {slot.gpu})"
+        device = rec.device if rec.gpu is None else f"{rec.device} (GPU {rec.gpu})"
         rows.append(
             {
-                "rank": p["rank"],
-                "engine": p["engine_id"],
-                "host": p["host"],
-                "pid": p["pid"],
+                "rank": rec.rank,
+                "engine": rec.engine_id,
+                "host": rec.host,
+                "pid": rec.pid,
                 "device": device,
                 "memory": memory,
                 "memory_used": used,

@@ -9,28 +9,33 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
-from .errors import DistributedTimeout, RankFailure, RemoteError
+from ..engine import namespace
+from ..errors import DistributedTimeout, RankFailure, RemoteError
 from .job import Job
 from .output import RankOutput
 from .rankspec import RankSpec
 
 if TYPE_CHECKING:  # pragma: no cover
-    from .cluster import Cluster
+    from .core import Cluster
 
 
 def run_function(
-    cluster: Cluster, fn: Callable[..., Any], args: Sequence[Any], kwargs: dict[str, Any]
+    cluster: Cluster,
+    fn: Callable[..., Any],
+    args: Sequence[Any],
+    kwargs: dict[str, Any],
+    timeout: float | None = None,
 ) -> list[Any]:
     """``fn(*args, **kwargs)`` on every rank; values ordered by rank, else RemoteError.
 
-    Waits up to ``cluster.run_timeout`` seconds (None: until done or Ctrl-C).
+    Waits up to ``timeout`` seconds (None: until done or Ctrl-C).
     """
     cluster.transfer.wait_sent()
     job = Job(cluster.client).apply(cluster.engines(), fn, args=args, kwargs=kwargs)
-    failures, timed_out, note = _finish(cluster, job, cluster.run_timeout)
+    failures, timed_out, note = _finish(cluster, job, timeout)
     results = job.outcome().results
     if failures:
-        _raise(failures, results, note, cluster.run_timeout, timed_out)
+        _raise(failures, results, note, timeout, timed_out)
     return [results[r] for r in sorted(results)]
 
 
@@ -53,10 +58,13 @@ def _finish(
     if job.output is not None:
         job.output.close()
     failures = dict(job.outcome().failures)
+    hosts = cluster.ranks.hosts_to_name()
     note = " ".join(filter(None, [note, _revive_dead(cluster, failures)]))
     for r in timed_out:
         tb = failures[r].traceback if r in failures else ""
         failures[r] = RankFailure(r, "Timeout", f"did not finish within {timeout:g} s", tb)
+    for r, f in failures.items():
+        f.host = hosts.get(r)
     return failures, timed_out, note
 
 
@@ -117,6 +125,9 @@ def _gather(
     job = Job(cluster.client).apply(cluster.engines(ranks), pull_names, args=(names,))
     job.wait(cluster.engine_timeout)
     outcome = job.outcome()
+    hosts = cluster.ranks.hosts_to_name()
+    for r, f in outcome.failures.items():
+        f.host = hosts.get(r)
     failures.update(outcome.failures)
     return dict(outcome.results)
 
@@ -137,10 +148,4 @@ def _stop_overrunning(cluster: Cluster, job: Job) -> str:
 
 def pull_names(names: list[str]) -> dict[str, Any]:
     """On a rank: the values of ``names`` in the user namespace."""
-    from IPython import get_ipython
-
-    ns = get_ipython().user_ns
-    missing = [n for n in names if n not in ns]
-    if missing:
-        raise NameError(f"--gather: name {missing[0]!r} is not defined on this rank")
-    return {n: ns[n] for n in names}
+    return namespace.values(names, what="--gather: ")

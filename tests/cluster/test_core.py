@@ -39,7 +39,9 @@ def test_start_gives_placement_one_dict_per_rank(cluster):
     assert {p["device"] for p in placement} == {"cpu"}
     assert len({p["pid"] for p in placement}) == 2
     assert len({p["engine_id"] for p in placement}) == 2
-    assert all(set(p) == {"rank", "engine_id", "host", "pid", "device"} for p in placement)
+    keys = {"rank", "engine_id", "host", "addr", "local_rank", "pid", "device", "gpu"}
+    assert all(set(p) == keys for p in placement)
+    assert [(p["local_rank"], p["addr"]) for p in placement] == [(0, "127.0.0.1"), (1, "127.0.0.1")]
     assert isinstance(cluster.client, __import__("ipyparallel").Client)
     assert cluster.backend == "gloo"
 

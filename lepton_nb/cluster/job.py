@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from ipyparallel import error as ipp_error
 
-from .errors import RankFailure
+from ..errors import RankFailure
 from .output import RankOutput
 
 if TYPE_CHECKING:  # pragma: no cover

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from lepton_nb import group
+from lepton_nb.cluster import group
 
 
 def _store():

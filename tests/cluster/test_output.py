@@ -2,7 +2,7 @@
 
 import pytest
 
-from lepton_nb.output import RankOutput
+from lepton_nb.cluster.output import RankOutput
 
 
 def stream(text, name="stdout"):

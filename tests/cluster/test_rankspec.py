@@ -2,7 +2,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from lepton_nb.rankspec import parse_ranks
+from lepton_nb.cluster.rankspec import parse_ranks
 
 
 @pytest.mark.parametrize(

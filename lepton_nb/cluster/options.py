@@ -1,0 +1,120 @@
+"""Everything a cluster can be asked for, as configurable traits.
+
+Every option is ``config=True``, so an ``ipython_config.py`` sets the
+defaults, the user's own or a site-wide one for a whole team::
+
+    c.Cluster.launcher = "slurm"
+    c.Cluster.partition = "gpu"
+    c.Cluster.time = "4:00:00"
+
+Arguments given to ``Cluster(...)`` (or to ``%lepton_cluster start``) win over
+configuration.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from traitlets import Any as AnyTrait
+from traitlets import Bool, Dict, Float, Integer, List, Unicode, validate
+from traitlets.config import LoggingConfigurable
+
+from ..errors import ClusterError
+
+
+class ClusterOptions(LoggingConfigurable):
+    """The options of a :class:`lepton_nb.Cluster` (every one settable as ``c.Cluster.<name>``)."""
+
+    # -- what to start --------------------------------------------------------
+    n = Integer(
+        None, allow_none=True, config=True,
+        help="Number of ranks. Default: local: one per GPU, else 2; slurm: nodes x ranks_per_node; "
+        "ssh: the sum of hosts.",
+    )  # fmt: skip
+    gpus = AnyTrait(
+        "auto", config=True,
+        help='"auto" (one GPU per rank where a host has GPUs, else CPU), "none" (CPU ranks '
+        'everywhere), or GPU indices such as [0, 1] (on every host).',
+    )  # fmt: skip
+    launcher = Unicode(
+        "local", config=True,
+        help='How engines start: "local" (this host), "slurm" (a Slurm job), "ssh" (hosts over '
+        "SSH), or a launcher registered under the lepton_nb.launchers entry points.",
+    )  # fmt: skip
+
+    # -- slurm ------------------------------------------------------------------
+    nodes = Integer(None, allow_none=True, config=True, help="slurm: the number of nodes.")
+    ranks_per_node = Integer(
+        None, allow_none=True, config=True,
+        help="slurm: ranks on each node; default: gpus_per_node when given, else 1.",
+    )  # fmt: skip
+    gpus_per_node = Integer(
+        None, allow_none=True, config=True, help="slurm: GPUs to ask Slurm for on each node."
+    )
+    partition = Unicode(None, allow_none=True, config=True, help="slurm: the partition.")
+    time = Unicode("1:00:00", config=True, help="slurm: the job's time limit (HH:MM:SS).")
+    account = Unicode(None, allow_none=True, config=True, help="slurm: the account to charge.")
+    slurm_args = List(
+        Unicode(), config=True,
+        help='slurm: more sbatch options, one per item, e.g. ["--qos=high", "--constraint=a100"].',
+    )  # fmt: skip
+
+    # -- ssh --------------------------------------------------------------------
+    hosts = Dict(
+        value_trait=Integer(), key_trait=Unicode(), config=True,
+        help='ssh: host -> number of ranks, e.g. {"node1": 2, "node2": 2} ("user@host:port" works).',
+    )  # fmt: skip
+    python = Unicode(
+        None, allow_none=True, config=True,
+        help="ssh: the interpreter on the hosts; default: the notebook's own path.",
+    )  # fmt: skip
+    ssh_args = List(
+        Unicode(), config=True, help='ssh: arguments for ssh and scp, e.g. ["-F", "~/.ssh/hpc"].'
+    )
+
+    # -- network ----------------------------------------------------------------
+    controller_ip = Unicode(
+        "", config=True,
+        help="The address the controller (and the metrics channel) listens on; it must be "
+        "reachable from every engine. Default: loopback for local; for slurm, the address "
+        "that reaches slurmctld; for ssh, the address that reaches the first host.",
+    )  # fmt: skip
+
+    # -- waiting and behaviour ------------------------------------------------
+    engine_timeout = Float(
+        120.0, config=True, help="Seconds to wait for engines to register and join."
+    )
+    group_timeout = Float(
+        1800.0, config=True,
+        help="torch.distributed timeout in seconds for a collective that never completes.",
+    )  # fmt: skip
+    interrupt_grace = Float(
+        3.0, config=True,
+        help="Seconds a timed-out rank has to stop after SIGINT before it is restarted.",
+    )  # fmt: skip
+    progress = Bool(True, config=True, help="Show a progress bar while engines start.")
+    run_timeout = Float(
+        None, allow_none=True, config=True,
+        help="Seconds cluster.run waits before interrupting the ranks (None: until done or Ctrl-C).",
+    )  # fmt: skip
+    metrics_interval = Float(
+        0.5, config=True, help="Seconds between two metrics samples of each rank."
+    )
+
+    @validate("n", "engine_timeout", "metrics_interval")
+    def _positive(self, proposal: Any) -> Any:
+        value, name = proposal["value"], proposal["trait"].name
+        if value is not None and (isinstance(value, bool) or value <= 0):
+            what = "number of ranks" if name == "n" else "number of seconds"
+            raise ClusterError(f"{name} must be a positive {what}, got {value!r}")
+        return value
+
+    def default_local_ranks(self) -> int:
+        """Ranks of a local cluster when n is not given: one per GPU of this host, else 2."""
+        from .. import _nvml
+
+        if isinstance(self.gpus, (list, tuple)):
+            return len(self.gpus) or 2
+        if str(self.gpus).lower() == "none":
+            return 2
+        return len(_nvml.host_gpus()) or 2
