@@ -23,7 +23,8 @@ from .. import _nvml, links, topology
 from ..engine import devices
 from ..errors import ClusterError, RankState
 from ..metrics.collector import Collector
-from ..transfer import PushFuture, Transfer
+from ..transfer.future import PushFuture
+from ..transfer.push import Transfer
 from . import group, launchers, run
 from .config import site_config
 from .controller import Controller
@@ -31,8 +32,8 @@ from .engines import Engines
 from .job import Job
 from .options import ClusterOptions
 from .placement import check_gpus_exist, parse_gpus, place, replace_ranks
-from .rankspec import RankSpec, parse_ranks
 from .ranks import RankRecord, RankTable
+from .rankspec import RankSpec, parse_ranks
 from .status import StatusTable, rank_rows
 
 NO_CLUSTER = "No cluster running. Start one with: %lepton_cluster start -n 2"

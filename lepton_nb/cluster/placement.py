@@ -164,7 +164,7 @@ def place(
     for reg in sorted(new, key=Registered.order):
         hosts.setdefault(reg.report.host, []).append(reg)
     out: list[RankRecord] = []
-    for host, members in hosts.items():
+    for members in hosts.values():
         taken = {m.gpu for m in members if isinstance(m, RankRecord) and m.gpu is not None}
         threads = max(1, _host_cpus(members) // len(members))
         for local, m in enumerate(members):

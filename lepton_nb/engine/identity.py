@@ -16,7 +16,6 @@ import sys
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-
 #: Launcher environments, in the order they are tried: (launcher, process index, local index).
 LAUNCH_VARIABLES: tuple[tuple[str, str, str], ...] = (
     ("slurm", "SLURM_PROCID", "SLURM_LOCALID"),

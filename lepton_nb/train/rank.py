@@ -15,9 +15,9 @@ import numpy as np
 import torch
 import torch.distributed as dist
 
+from ..engine import namespace
 from . import data
 from .parallel import DataParallel, sent_bytes
-from ..engine import namespace
 from .pipeline import Pipeline
 
 _session: dict[str, Any] = {}

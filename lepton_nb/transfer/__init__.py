@@ -5,10 +5,23 @@
 - :mod:`.codec`: compressed bytes between hosts;
 - :mod:`.push`: push, scatter, pull and the per-rank cache (notebook side);
 - :mod:`.receive`: binding on the rank.
+
+Engines import :mod:`.receive` only, so the notebook side is loaded on first use.
 """
 
+from __future__ import annotations
+
+from typing import Any
+
 from .future import PushFuture
-from .push import DEFAULT_THRESHOLD, Transfer
 from .segment import SpillWarning
 
 __all__ = ["DEFAULT_THRESHOLD", "PushFuture", "SpillWarning", "Transfer"]
+
+
+def __getattr__(name: str) -> Any:
+    if name in ("Transfer", "DEFAULT_THRESHOLD"):
+        from . import push
+
+        return getattr(push, name)
+    raise AttributeError(f"module 'lepton_nb.transfer' has no attribute {name!r}")

@@ -19,8 +19,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from tqdm.auto import tqdm
 
-from ..errors import RemoteError
 from ..cluster.job import Job
+from ..errors import RemoteError
 from ..links import NOTEBOOK, LinkCounter
 from . import receive, segment
 from .codec import check_codec, encode

@@ -39,6 +39,9 @@ from pathlib import Path
 SUBNET = "10.213.0"
 BRIDGE = "lepton-br0"
 CONTROLLER_ADDR = f"{SUBNET}.1"
+#: A second address of this machine on the bridge: a controller listening there can be cut
+#: off from one node (:meth:`Rig.unreachable`) while ssh and Slurm still reach the node.
+SECOND_ADDR = f"{SUBNET}.2"
 NODE_NAMES = ("node1", "node2")
 NETNS_PREFIX = "lepton-"
 #: The folder every rig file lives in; fixed, so that a killed run's rig can be found.
@@ -210,8 +213,11 @@ class Rig:
             _run(["tc", "-n", n.netns, "qdisc", "del", "dev", n.ifname, "root"], check=False)
 
     @contextmanager
-    def unreachable(self, node: str, addr: str = CONTROLLER_ADDR) -> Iterator[None]:
-        """Inside the block, ``node`` cannot reach ``addr`` (a prohibit route in its namespace)."""
+    def unreachable(self, node: str, addr: str = SECOND_ADDR) -> Iterator[None]:
+        """Inside the block, ``node`` cannot reach ``addr`` (a prohibit route in its namespace).
+
+        The default is :data:`SECOND_ADDR`, so ssh and Slurm (on the first address) still work.
+        """
         ns = self.node(node).netns
         _run(["ip", "-n", ns, "route", "add", "prohibit", f"{addr}/32"])
         try:
@@ -285,6 +291,7 @@ class Rig:
     def _network(self) -> None:
         _run(["ip", "link", "add", BRIDGE, "type", "bridge"])
         _run(["ip", "addr", "add", f"{CONTROLLER_ADDR}/24", "dev", BRIDGE])
+        _run(["ip", "addr", "add", f"{SECOND_ADDR}/24", "dev", BRIDGE])
         _run(["ip", "link", "set", BRIDGE, "up"])
         hosts = "127.0.0.1 localhost\n" + "".join(f"{n.addr} {n.name}\n" for n in self.nodes)
         hosts += f"{CONTROLLER_ADDR} {self.hostname}\n"
@@ -417,6 +424,7 @@ KbdInteractiveAuthentication no
 UsePAM no
 StrictModes no
 AcceptEnv none
+Subsystem sftp internal-sftp
 """
             )
             self._daemon(f"sshd-{n.name}", n.prefix() + ["/usr/sbin/sshd", "-D", "-e", "-f", str(conf)])
@@ -516,6 +524,23 @@ def remove_stale() -> None:
         shutil.rmtree(f"/etc/netns/{ns}", ignore_errors=True)
     _run(["ip", "link", "del", BRIDGE], check=False)
     shutil.rmtree(RIG_DIR, ignore_errors=True)
+
+
+_shared: list[Rig] = []
+
+
+def shared() -> Rig:
+    """The rig of this test session, brought up on first use (RigUnavailable says why not)."""
+    if not _shared:
+        rig = Rig().up()
+        _shared.append(rig)
+    return _shared[0]
+
+
+def shutdown() -> None:
+    """Take the session's rig down, if it was brought up (pytest_sessionfinish calls this)."""
+    while _shared:
+        _shared.pop().down()
 
 
 def main(argv: Sequence[str]) -> int:

@@ -13,7 +13,18 @@ from lepton_nb.magics.args import parse_cluster_line, parse_distributed_line
     "line,expected",
     [
         ("start", A.ClusterCommand("start", None, "auto")),
-        ("start -n 3 --gpus none", A.ClusterCommand("start", 3, "none")),
+        ("start -n 3 --gpus none", A.ClusterCommand("start", 3, "none", None, {"n": 3, "gpus": "none"})),
+        (
+            "start --launcher slurm --nodes 2 --ranks-per-node 4 --gpus-per-node 4 --partition gpu "
+            "--time 2:00:00 --account proj",
+            A.ClusterCommand("start", options={
+                "launcher": "slurm", "nodes": 2, "ranks_per_node": 4, "gpus_per_node": 4,
+                "partition": "gpu", "time": "2:00:00", "account": "proj"}),
+        ),
+        (
+            "start --launcher ssh --hosts node1:2,node2:2",
+            A.ClusterCommand("start", options={"launcher": "ssh", "hosts": {"node1": 2, "node2": 2}}),
+        ),
         ("status", A.ClusterCommand("status")),
         ("scale 4", A.ClusterCommand("scale", 4)),
         ("restart", A.ClusterCommand("restart")),
@@ -39,7 +50,15 @@ def test_cluster_lines(line, expected):
         ("restart one", "restart takes a rank number, got 'one'"),
         ("restart 5", "rank 5 does not exist: the cluster has ranks 0-1"),
         ("status now", "status takes no value"),
-        ("stop -n 2", "-n and --gpus belong to start"),
+        ("stop -n 2", "-n belongs to start"),
+        ("status --launcher slurm", "--launcher belongs to start"),
+        ("start --launcher pbs", "--launcher must be one of local, slurm, ssh, got 'pbs'"),
+        ("start --nodes 0", "--nodes must be a whole number of at least 1, got '0'"),
+        ("start --ranks-per-node x", "--ranks-per-node must be a whole number"),
+        ("start --time soon", "--time must be a Slurm time limit such as 1:00:00, got 'soon'"),
+        ("start --hosts node1", "--hosts takes HOST:RANKS pairs separated by commas"),
+        ("start --hosts node1:0", "--hosts takes HOST:RANKS pairs"),
+        ("start --hosts a:1,a:2", "--hosts takes HOST:RANKS pairs"),
         ("start --gpus 0", "GPU 0 is not there: this machine has no GPU"),
         ("start --gpus 0,x", "--gpus must be auto, none or a list like 0,1"),
         ("start 'unclosed", "Cannot read the arguments"),

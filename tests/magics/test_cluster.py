@@ -4,10 +4,10 @@ import pytest
 from IPython.core.error import UsageError
 
 import lepton_nb
-from lepton_nb import cluster as cluster_mod
+from lepton_nb.cluster import core as cluster_mod
+from lepton_nb.cluster.status import COLUMNS
 from lepton_nb.magics import args as A
 from lepton_nb.magics.cluster import ALREADY_RUNNING
-from lepton_nb.cluster.status import COLUMNS
 
 
 @pytest.fixture

@@ -25,13 +25,13 @@ def test_torch_memory_without_torch_imported(monkeypatch):
 
 
 def test_nvml_reads_the_gpu_or_none():
-    from lepton_nb.placement import gpu_count
+    from lepton_nb import _nvml
 
     assert probes.Nvml(None).read() is None  # a CPU rank
     reader = probes.Nvml(0)
     first, second = reader.read(), reader.read()
     reader.close()
-    if gpu_count():
+    if _nvml.device_count():
         assert second["memory_total"] > 0 and 0 <= second["utilization"] <= 100
     else:  # no NVIDIA driver: unknown, not an error
         assert first is None and second is None

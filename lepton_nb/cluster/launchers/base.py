@@ -125,7 +125,7 @@ class Launcher(LoggingConfigurable):
         """Why engines exited, from their output: an unreachable controller, or the output's tail."""
         m = REGISTRATION_TIMED_OUT.search(output)
         if m:
-            host = ", ".join(missing_hosts(launch, arrived)) or "a host"
+            host = ", ".join(missing_hosts(launch, arrived)) or launch.target or "a host"
             return UNREACHABLE.format(host=host, addr=self.controller_ip(), seconds=m.group(1))
         return "its engines exited:\n" + _tail(output)
 

@@ -58,7 +58,7 @@ ADVICE = {
 #: {program_and_args}; the launcher's own lines go in at {directives}.
 TEMPLATE = """#!/bin/sh
 #SBATCH --export=ALL
-#SBATCH --job-name=lepton-{{cluster_id}}
+#SBATCH --job-name={{cluster_id}}
 #SBATCH --output={{output_file}}
 #SBATCH --ntasks={{n}}
 {directives}
