@@ -250,9 +250,10 @@ class Cluster(ClusterOptions):
             self._set_table(place(list(self._table), new, self._gpus))
             self._pin([r for r in self._table if r.engine_id not in before])
         elif n < current:
-            gone = self._table.records()[n:]
+            gone = self._table.shrink_to(n)
             engines.kill(gone, self._table)
-            self._set_table(self._table.records()[:n])
+            keep = [r for r in self._table if r not in gone]
+            self._set_table(place(keep, [], self._gpus))
         self.n = n
         self._join_group()
         return self

@@ -118,6 +118,15 @@ class Job:
             )
         return self
 
+    def merge(self, earlier: Job) -> Job:
+        """Take in the ranks of a job sent before this one to other ranks (one outcome for both)."""
+        for rank, future in earlier.futures.items():
+            if rank not in self.futures:
+                self.futures[rank] = future
+                if rank in earlier._running:
+                    self._running.add(rank)
+        return self
+
     # -- waiting ---------------------------------------------------------
     @property
     def running(self) -> list[int]:

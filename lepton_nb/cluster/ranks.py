@@ -131,6 +131,18 @@ class RankTable:
     def rank_of_engine(self, engine_id: int) -> int | None:
         return next((r.rank for r in self._records if r.engine_id == engine_id), None)
 
+    def shrink_to(self, n: int) -> list[RankRecord]:
+        """The ranks to stop to keep ``n``: each time the last rank of the fullest host (the later
+        host on a tie), so hosts stay balanced and every host's ranks stay contiguous."""
+        hosts = {h: list(ranks) for h, ranks in self.hosts().items()}
+        gone: list[RankRecord] = []
+        for _ in range(max(0, len(self) - n)):
+            fullest = max(reversed(list(hosts)), key=lambda h: len(hosts[h]))
+            gone.append(self._records[hosts[fullest].pop()])
+            if not hosts[fullest]:
+                del hosts[fullest]
+        return gone
+
     def gpu_ranks(self) -> bool:
         """Whether every rank has a GPU (so NCCL can be used)."""
         return bool(self._records) and all(r.gpu is not None for r in self._records)

@@ -22,7 +22,7 @@ from tqdm.auto import tqdm
 from ..cluster.job import Job
 from ..errors import RemoteError
 from ..links import NOTEBOOK, LinkCounter
-from . import receive, segment
+from . import hosts, receive, segment
 from .codec import check_codec, encode
 from .content import ArrayMeta, as_array, content_key, meta_of
 from .future import PushFuture
@@ -49,6 +49,8 @@ class _Round:
     ops: dict[int, list[tuple]] = field(default_factory=dict)
     local: dict[int, _Array] = field(default_factory=dict)  # id -> array for the segment
     local_users: list[tuple[int, str, int]] = field(default_factory=list)
+    remote: dict[int, _Array] = field(default_factory=dict)  # id -> array for other hosts
+    remote_users: list[tuple[int, str, int]] = field(default_factory=list)
     cached: dict[int, dict[str, str]] = field(default_factory=dict)  # what to cache on success
 
 
@@ -268,13 +270,28 @@ class Transfer:
                         rnd.local[id(value)] = info
                         rnd.local_users.append((r, name, id(value)))
                     else:
-                        if id(value) not in payloads:
-                            payloads[id(value)] = encode(info.arr, codec)
-                            bar.update(info.arr.nbytes)
-                        payload = payloads[id(value)]
-                        stats["bytes_sent"] += len(payload["data"])
-                        self.links.add(NOTEBOOK, r, len(payload["data"]))
-                        rnd.ops[r].append(("bytes", name, info.key, payload, info.meta))
+                        rnd.remote[id(value)] = info
+                        rnd.remote_users.append((r, name, id(value)))
+            direct, copies = hosts.plan(rnd.remote_users, lambda r: table[r].host)
+
+            def payload(vid: int) -> dict[str, Any]:
+                if vid not in payloads:
+                    payloads[vid] = encode(rnd.remote[vid].arr, codec)
+                    bar.update(rnd.remote[vid].arr.nbytes)
+                return payloads[vid]
+
+            for r, name, vid in direct:
+                info, data = rnd.remote[vid], payload(vid)
+                stats["bytes_sent"] += len(data["data"])
+                self.links.add(NOTEBOOK, r, len(data["data"]))
+                rnd.ops[r].append(("bytes", name, info.key, data, info.meta))
+            for copy in copies:  # the host's first rank gets the bytes once, for everyone there
+                vids = list(dict.fromkeys(vid for _, _, vid in copy.users))
+                items = [(str(v), rnd.remote[v].key, payload(v), rnd.remote[v].meta) for v in vids]
+                sent = sum(len(item[2]["data"]) for item in items)
+                stats["bytes_sent"] += sent
+                self.links.add(NOTEBOOK, copy.leader, sent)
+                rnd.ops[copy.leader].append(("unpack", copy.host, items, copy.leader_binds()))
             if rnd.local:
                 order = list(rnd.local)
                 parts = [rnd.local[i].arr for i in order]
@@ -291,20 +308,29 @@ class Transfer:
                 stats["bytes_sent"] += shared
                 stats["shared_bytes"] += shared
                 bar.update(shared)
-            busy = {r: ops for r, ops in rnd.ops.items() if ops}  # ranks that need anything
-            job = Job(self.cluster.client)
-            if busy:
-                job.apply(
-                    self.cluster.engines(list(busy)),
-                    receive.receive,
-                    args_by_rank={r: (ops,) for r, ops in busy.items()},
-                )
-            fut._sent.set()
             timeout = self.cluster.engine_timeout + total / _SLOWEST_RATE
-            if not job.wait(timeout):
-                raise TimeoutError(
-                    f"rank(s) {job.running} did not bind the pushed values within {timeout:.0f} s"
-                )
+            peers = {r for c in copies for r, _, _ in c.peers()}
+            job = self._send({r: ops for r, ops in rnd.ops.items() if r not in peers}, timeout)
+            if copies:  # then the other ranks of those hosts map what their leader unpacked
+                failed = job.outcome().failures
+                if any(c.leader in failed for c in copies):
+                    for r in {u[0] for c in copies for u in c.users}:
+                        self._cache.pop(r, None)
+                    raise RemoteError(list(failed.values()), job.outcome().results)
+                unpacked = {c.host: (job.outcome().results.get(c.leader) or {}).get(c.host)
+                            for c in copies}  # fmt: skip
+                for c in copies:
+                    where = unpacked[c.host]
+                    for r, name, vid in c.peers() if where else []:
+                        info = rnd.remote[vid]
+                        self.links.add(NOTEBOOK, r, info.arr.nbytes)  # what the rank maps
+                        rnd.ops[r].append(("shared", name, info.key, where["path"],
+                                           where["offsets"][str(vid)], info.meta))  # fmt: skip
+                second = self._send({r: rnd.ops[r] for r in peers}, timeout, job)
+                self._release({c.leader: where["token"] for c in copies
+                               if (where := unpacked[c.host])})  # fmt: skip
+                job = second
+            fut._sent.set()
         finally:
             for seg in segments:  # every rank has mapped it (or failed): let it go
                 seg.release_name()
@@ -322,6 +348,30 @@ class Transfer:
                 self._stats[k] += v
         if outcome.failures:
             raise RemoteError(list(outcome.failures.values()), outcome.results)
+
+    def _send(self, ops: dict[int, list[tuple]], timeout: float, before: Job | None = None) -> Job:
+        """Send each rank its operations and wait; the job's outcome includes ``before``'s."""
+        busy = {r: o for r, o in ops.items() if o}  # ranks that need anything
+        job = Job(self.cluster.client)
+        if busy:
+            job.apply(self.cluster.engines(list(busy)), receive.receive,
+                      args_by_rank={r: (o,) for r, o in busy.items()})  # fmt: skip
+            if not job.wait(timeout):
+                raise TimeoutError(
+                    f"rank(s) {job.running} did not bind the pushed values within {timeout:.0f} s"
+                )
+        if before is not None:
+            job.merge(before)
+        return job
+
+    def _release(self, tokens: dict[int, str]) -> None:
+        """Let the hosts' leaders drop their hold on the segments their peers have mapped."""
+        if tokens:
+            job = Job(self.cluster.client).apply(
+                self.cluster.engines(list(tokens)), receive.release,
+                args_by_rank={r: ([t],) for r, t in tokens.items()},
+            )  # fmt: skip
+            job.wait(self.cluster.engine_timeout)
 
     def _probe(self, per_rank: dict[int, dict[str, Any]]) -> Job | None:
         """Ask the ranks which content they still hold intact under the names they should hold.

@@ -6,11 +6,16 @@ one call per rank that needs anything, carrying a list of operations:
 
 - ``shared``: map a segment copy-on-write and bind it;
 - ``bytes``: decompress an array sent from another host and bind it;
+- ``unpack``: on the first rank of another host, decompress arrays into one
+  shared segment of this host, bind the ones this rank was sent, and answer
+  where the segment is, so the host's other ranks map it (``shared``) instead
+  of receiving the bytes again; :func:`release` drops the hold afterwards;
 - ``object``: bind a plain (pickled) object.
 """
 
 from __future__ import annotations
 
+import os
 import threading
 from typing import Any
 
@@ -23,6 +28,8 @@ RELEASE_DELAY_S = 0.5
 
 # name -> (content key, the bound object, mapping address or None)
 _bound: dict[str, tuple[str, Any, int | None]] = {}
+# push token -> the segment this rank unpacked for its host's other ranks
+_held: dict[str, segment.Segment] = {}
 
 
 def _namespace() -> dict[str, Any]:
@@ -35,12 +42,16 @@ def holding(names: list[str]) -> dict[str, str | None]:
     return {name: _intact_key(ns, name) for name in names}
 
 
-def receive(ops: list[tuple]) -> None:
-    """Apply push operations in order."""
+def receive(ops: list[tuple]) -> dict[str, Any] | None:
+    """Apply push operations in order; for an ``unpack``, say where its segment is."""
     ns = _namespace()
     retired = []  # values replaced here; freeing a big mapping takes a while
+    answer: dict[str, Any] = {}
     for op in ops:
         kind, name = op[0], op[1]
+        if kind == "unpack":
+            answer[name] = _unpack(op[2], op[3], ns, retired)
+            continue
         if kind == "shared":
             _, _, key, path, offset, meta = op
             flat, m = segment.attach(path, offset, meta.nbytes)
@@ -64,6 +75,52 @@ def receive(ops: list[tuple]) -> None:
         timer = threading.Timer(RELEASE_DELAY_S, retired.clear)
         timer.daemon = True
         timer.start()
+    return answer or None
+
+
+def _unpack(
+    items: list[tuple[str, str, dict[str, Any], ArrayMeta]],
+    binds: list[tuple[str, str]],
+    ns: dict[str, Any],
+    retired: list[Any],
+) -> dict[str, Any]:
+    """Decompress ``items`` (id, key, payload, meta) into one new segment of this host.
+
+    Binds ``binds`` (name, id) here, keeps the segment open for the host's
+    other ranks, and returns its path and each item's offset.
+    """
+    import numpy as np
+
+    offsets, size = segment.layout([meta for _, _, _, meta in items])
+    seg = segment.allocate(size)
+    assert seg is not None and seg.view is not None
+    where: dict[str, int] = {}
+    for (item, _key, payload, meta), off in zip(items, offsets):
+        if meta.nbytes:
+            flat = codec.decode(payload, meta.dtype, meta.shape).reshape(-1).view(np.uint8)
+            np.copyto(np.frombuffer(seg.view, np.uint8, count=meta.nbytes, offset=off), flat)
+        where[item] = off
+    keys = {item: (key, meta) for item, key, _, meta in items}
+    for name, item in binds:
+        key, meta = keys[item]
+        flat, m = segment.attach(seg.path, where[item], meta.nbytes)
+        value = rebuild(flat, meta)
+        _bound[name] = (key, value, segment.mapping_address(m) if meta.nbytes else None)
+        if name in ns:
+            retired.append(ns[name])
+        ns[name] = value
+    seg.view = None  # this rank's own bindings are private mappings of the file
+    token = f"{os.getpid()}-{seg.fd}"
+    _held[token] = seg
+    return {"token": token, "path": seg.path, "offsets": where}
+
+
+def release(tokens: list[str]) -> None:
+    """Drop this rank's hold on segments it unpacked once its host's ranks have mapped them."""
+    for token in tokens:
+        seg = _held.pop(token, None)
+        if seg is not None:
+            seg.close()
 
 
 def _intact_key(ns: dict[str, Any], name: str) -> str | None:
@@ -97,4 +154,4 @@ def value_of(name: str) -> Any:
     return ns[name]
 
 
-__all__ = ["ArrayMeta", "holding", "is_shared", "receive", "value_of"]
+__all__ = ["ArrayMeta", "holding", "is_shared", "receive", "release", "value_of"]
