@@ -139,6 +139,10 @@ class Controller:
         """ipyparallel's launcher of one engine set; None once it was stopped."""
         return self.ipp.engines.get(set_id)
 
+    def discard_engines(self, set_id: str) -> None:
+        """Forget an engine set that failed to start (there is nothing of it to stop)."""
+        self.ipp.engines.pop(set_id, None)
+
     def stop_engines(self, set_id: str) -> None:
         """Stop one engine set (its processes, its job)."""
         if set_id in self.ipp.engines:
@@ -154,7 +158,8 @@ class Controller:
         try:
             self.call(self.ipp.stop_cluster, timeout=120)
         except Exception as e:  # the cluster is going away regardless
-            log.debug("stopping the ipyparallel cluster: %s", e)
+            log.warning("stopping the ipyparallel cluster: %s", e)
+            self.ipp.engines.clear()  # nothing left for ipyparallel's exit handler to retry
         if self._loop is not None:
             self._loop.add_callback(self._loop.stop)
             self._thread.join(5)

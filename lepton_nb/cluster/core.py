@@ -232,6 +232,8 @@ class Cluster(ClusterOptions):
                 pass
         if controller is not None:
             controller.stop()
+        if self._engines is not None and self._launcher is not None:
+            self._launcher.settle(self._engines.history, timeout=30.0)
         self._engines = None
         self._table = RankTable()
 

@@ -58,6 +58,7 @@ class Engines:
         self.progress = progress
         self.env = dict(env or {})
         self.launches: dict[str, Launch] = {}
+        self.history: list[Launch] = []  # every launch, stopped ones too
         self.members: dict[str, set[int]] = {}  # engine set -> its live engine ids
         self._known: set[int] = set(client.ids)
         self._seq = 0
@@ -85,6 +86,7 @@ class Engines:
     def _await(self, launches: list[Launch]) -> list[Registered]:
         for launch in launches:
             self.launches[launch.set_id] = launch
+            self.history.append(launch)
             self.members.setdefault(launch.set_id, set())
         wanted = {launch.set_id: launch.count for launch in launches}
         arrived: list[Registered] = []

@@ -3,14 +3,18 @@
 Each node is a network namespace (``lepton-node1``, ``lepton-node2``) joined to a
 bridge in the root namespace by a veth pair, with its own hostname (``unshare
 --uts``) and its own address in 10.213.0.0/24, which only these namespaces use.
-``/etc/netns/<ns>/hosts`` names both nodes and this machine. The daemons:
+``/etc/netns/<ns>/hosts`` names both nodes and this machine; its ``resolv.conf``
+points at the node's own loopback, where no name server listens, so a name that
+is not in the hosts file fails at once. The daemons:
 
 - ``munged``, run as the munge user with its own key and socket in the rig's folder;
 - ``slurmctld`` in the root namespace, on the bridge address, and one ``slurmd -N
   <node>`` inside each namespace; the configuration is the rig's own file, given
   to the daemons with ``-f`` and to the clients through ``SLURM_CONF``, never
   written to /etc/slurm;
-- ``sshd`` inside each namespace, with a host key and a client key the rig makes.
+- ``sshd`` inside each namespace, with a host key and a client key the rig makes;
+  the client's configuration shares one connection per node (``ControlMaster``),
+  as HPC users' own ssh configurations often do.
 
 :meth:`Rig.up` starts everything and waits until both nodes are idle in Slurm and
 both sshds answer; any failure on the way removes what was made. :meth:`Rig.down`
@@ -135,6 +139,29 @@ def _kill_all(pids: Sequence[int], grace: float = STOP_GRACE_S) -> None:
         pids = [p for p in alive if _exists(p)]
 
 
+def _comm(pid: int) -> str:
+    try:
+        with open(f"/proc/{pid}/comm") as f:
+            return f.read().strip()
+    except OSError:
+        return ""
+
+
+def _mentioning(text: str) -> list[int]:
+    """Processes (not this one) whose command line mentions ``text``."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit() or int(entry) == os.getpid():
+            continue
+        try:
+            with open(f"/proc/{entry}/cmdline", "rb") as f:
+                if text.encode() in f.read():
+                    found.append(int(entry))
+        except OSError:
+            pass
+    return found
+
+
 def _exists(pid: int) -> bool:
     try:
         with open(f"/proc/{pid}/stat") as f:
@@ -185,9 +212,13 @@ class Rig:
         return _run(self.node(node).prefix() + list(args), timeout=timeout)
 
     def pids(self, node: str) -> list[int]:
-        """Every process in ``node``'s namespace, except the rig's own daemons."""
+        """Every process in ``node``'s namespace, except the rig's own daemons and ssh sessions.
+
+        An sshd session stays open while the client's connection master persists.
+        """
         own = {p.pid for _, p in self._daemons}
-        return [p for p in _pids_in_netns(self.node(node).netns) if p not in own]
+        return [p for p in _pids_in_netns(self.node(node).netns)
+                if p not in own and _comm(p) != "sshd"]  # fmt: skip
 
     def rx_bytes(self, node: str) -> int:
         """Bytes sent into ``node`` over its link so far (the root end's tx counter)."""
@@ -260,6 +291,7 @@ class Rig:
             _kill_all(_pids_in_netns(node.netns))
         daemons, self._daemons = self._daemons, []
         _kill_all([p.pid for _, p in reversed(daemons)])
+        _kill_all(_mentioning(str(self.dir)))  # ssh's connection masters, anything else of the rig's
         for _, p in daemons:
             try:
                 p.wait(timeout=STOP_GRACE_S)
@@ -309,6 +341,9 @@ class Rig:
             etc.mkdir(parents=True, exist_ok=True)
             (etc / "hosts").write_text(hosts)
             (etc / "hostname").write_text(n.name + "\n")
+            # no name server is reachable from a node: a lookup that misses the hosts file
+            # (c10d's reverse lookups of IPv6-mapped peers) must fail at once, not after 10 s
+            (etc / "resolv.conf").write_text("nameserver 127.0.0.1\noptions timeout:1 attempts:1\n")
 
     def _daemon(self, name: str, args: Sequence[str], user: str | None = None) -> None:
         log = open(self.dir / f"{name}.out", "ab")
@@ -408,6 +443,9 @@ PartitionName=small Nodes={names} MaxNodes=1 MaxTime=INFINITE State=UP
   LogLevel ERROR
   BatchMode yes
   ConnectTimeout 5
+  ControlMaster auto
+  ControlPath {d}/cm-%C
+  ControlPersist 120
 """
         )
         for n in self.nodes:
@@ -512,6 +550,7 @@ def leftovers() -> list[str]:
 
 def remove_stale() -> None:
     """Remove a rig that a killed run left behind (its namespaces, daemons, bridge, files)."""
+    _kill_all(_mentioning(str(RIG_DIR)))
     for pidfile in RIG_DIR.glob("**/*.pid") if RIG_DIR.exists() else []:
         try:
             _kill_all([int(pidfile.read_text().split()[0])])

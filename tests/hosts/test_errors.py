@@ -129,7 +129,7 @@ def other_environment(tmp_path_factory):
 
 def test_an_engine_running_another_version_is_refused(rig, other_environment):
     out = subprocess.run([other_environment, "-c", "import lepton_nb; print(lepton_nb.__version__)"],
-                         capture_output=True, text=True, timeout=60)  # fmt: skip
+                         capture_output=True, text=True, timeout=60, cwd="/")  # fmt: skip
     assert out.stdout.strip() == "0.0.1", out.stderr
     with pytest.raises(ClusterError) as info:
         _start(**dict(options("ssh", rig), python=other_environment))

@@ -129,6 +129,9 @@ class Launcher(LoggingConfigurable):
             return UNREACHABLE.format(host=host, addr=self.controller_ip(), seconds=m.group(1))
         return "its engines exited:\n" + _tail(output)
 
+    def settle(self, launches: list[Launch], timeout: float) -> None:
+        """After the cluster stopped: wait (at most ``timeout`` s) until ``launches`` are gone."""
+
     def stop(self, controller: Controller, launch: Launch) -> None:
         """Stop ``launch``'s engine set through ipyparallel."""
         if controller.engine_set(launch.set_id) is not None:

@@ -226,6 +226,22 @@ class SlurmLauncher(Launcher):
         )
 
 
+    def settle(self, launches: list[Launch], timeout: float) -> None:
+        """Wait until the cluster's jobs have left the queue (scancel returns before they do)."""
+        jobs = {launch.info["job"] for launch in launches if launch.info.get("job")}
+        deadline = time.monotonic() + timeout
+        while jobs and time.monotonic() < deadline:
+            out = subprocess.run(["squeue", "-h", "-o", "%i", "-j", ",".join(sorted(jobs))],
+                                 capture_output=True, text=True, timeout=30)  # fmt: skip
+            if out.returncode == 0:
+                jobs &= set(out.stdout.split())
+            if jobs:
+                time.sleep(0.2)
+        if jobs:
+            self.log.warning("Slurm job(s) %s still in the queue %g s after scancel",
+                             ", ".join(sorted(jobs)), timeout)  # fmt: skip
+
+
 def _indent(output: str, lines: int = 10) -> str:
     tail = [line for line in output.strip().splitlines() if line.strip()][-lines:]
     return "\n".join("    " + line for line in tail) or "    (no output)"

@@ -106,6 +106,7 @@ class SSHLauncher(Launcher):
         try:
             controller.start_engines(count, set_id, env, engines={host: count})
         except Exception as e:  # ssh refused, timed out, or the remote python is missing
+            controller.discard_engines(set_id)
             raise ClusterError(SSH_FAILED.format(host=host, error=self._diagnose(host, e))) from None
         return [Launch(set_id, count, seq, target=host)]
 
