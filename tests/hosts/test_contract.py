@@ -223,3 +223,45 @@ def test_stop_leaves_nothing_on_any_node(rig, hosts_cluster, shm_usage):
     while shm_usage() > baseline + (1 << 20) and time.monotonic() < deadline:
         time.sleep(0.1)
     assert shm_usage() <= baseline + (1 << 20)
+
+
+def test_trainer_restarts_a_killed_rank_and_resumes_across_hosts(hosts_cluster, cluster, tmp_path):
+    import os
+    import signal
+    import threading
+
+    from tests.train.test_trainer import _data, _model, _same
+
+    ckpt = tmp_path / "ckpt"  # the nodes share this file system, as a real cluster's home does
+    victim = hosts_cluster.placement[1]
+
+    def kill_after_the_first_checkpoint() -> None:
+        deadline = time.monotonic() + 120
+        while not (ckpt / "epoch-0000" / "meta.json").exists() and time.monotonic() < deadline:
+            time.sleep(0.02)
+        os.kill(victim["pid"], signal.SIGKILL)  # the rig's nodes share this machine's pids
+
+    killer = threading.Thread(target=kill_after_the_first_checkpoint, daemon=True)
+    killer.start()
+    trainer = lepton_nb.Trainer(hosts_cluster, compression="topk:0.1", checkpoint_dir=str(ckpt),
+                                progress=False, step_timeout=30)  # fmt: skip
+    history = trainer.fit(_model(), _data(), batch_size=32, epochs=2, lr=0.05)
+    killer.join(10)
+    assert trainer.restarts == 1 and [h["epochs"] for h in history] == [1, 2]
+    assert hosts_cluster.placement[1]["host"] == victim["host"]  # restarted on its own host
+    assert hosts_cluster.placement[1]["pid"] != victim["pid"]
+    resumed = lepton_nb.Trainer(hosts_cluster, compression="topk:0.1", checkpoint_dir=str(ckpt),
+                                progress=False)  # fmt: skip
+    h3 = resumed.fit(_model(), _data(), batch_size=32, epochs=3, lr=0.05, resume=True)
+    assert [h["epochs"] for h in h3] == [1, 2, 3]
+    plain = lepton_nb.Trainer(cluster, compression="topk:0.1", progress=False)  # one host, never killed
+    plain.fit(_model(), _data(), batch_size=32, epochs=3, lr=0.05)
+    assert _same(resumed.model, plain.model, atol=1e-6, rtol=1e-5)
+
+
+def test_metrics_arrive_from_every_host(hosts_cluster):
+    rows = hosts_cluster.metrics()
+    assert [r["host"] for r in rows] == [p["host"] for p in hosts_cluster.placement]
+    assert all(r["state"] in ("idle", "busy") and r["rss"] > 0 for r in rows)
+    snap = hosts_cluster.collector.snapshot()
+    assert {r["host"] for r in snap["ranks"]} == {p["host"] for p in hosts_cluster.placement}
