@@ -20,7 +20,7 @@ PYTEST_MARKS := -m "not labextension"
 endif
 endif
 
-.PHONY: demo test install lint bench clean chromium
+.PHONY: demo test install lint bench clean chromium rig-packages
 
 $(STAMP): pyproject.toml $(LABEXT)
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -35,6 +35,15 @@ chromium:
 	@test -x /usr/bin/chromium || { apt-get update -qq && \
 	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium; }
 
+# Debian's Slurm, munge and sshd for the two-node test rig (tests/hosts/rig.py), which the
+# tests start in network namespaces and remove again; nothing is written to /etc/slurm
+RIG_BINS := /usr/sbin/slurmctld /usr/sbin/slurmd /usr/sbin/munged /usr/sbin/sshd
+rig-packages:
+	@for b in $(RIG_BINS); do test -x $$b || missing=1; done; \
+	if [ -n "$$missing" ] && [ "$$(id -u)" = 0 ]; then apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+	    slurm-wlm munge openssh-server openssh-client iproute2 >/dev/null; fi
+
 install: $(STAMP)
 
 demo: install
@@ -43,12 +52,13 @@ demo: install
 lint: install
 	$(PY) -m ruff check lepton_nb tests benchmarks
 
-test: install lint chromium
+test: install lint chromium rig-packages
 	$(PY) -m pytest tests example_notebooks --nbval-lax --nbval-kernel-name lepton -p no:cacheprovider \
 	  $(PYTEST_MARKS)
 
 bench: install
 	$(PY) benchmarks/bench_roundtrip.py
+	$(PY) benchmarks/bench_hosts.py
 	$(PY) benchmarks/bench_push.py
 	$(PY) benchmarks/bench_kernels.py
 	$(PY) benchmarks/bench_allreduce.py

@@ -1,27 +1,12 @@
-"""Shared fixtures: a temporary IPYTHONDIR, a real 2-rank cluster, a cluster factory,
-and a real IPython shell with the extension loaded."""
+"""Shared fixtures: a real 2-rank cluster, a cluster factory, and a real IPython shell with
+the extension loaded. (The temporary IPYTHONDIR is set up in the root conftest.py.)"""
 
 from __future__ import annotations
-
-import os
-import shutil
-import tempfile
 
 import pytest
 
 #: Seconds the session cluster has to register its engines and form its group.
 STARTUP_TIMEOUT = 120.0
-
-_ipython_dir = tempfile.mkdtemp(prefix="lepton-ipython-")
-
-
-def pytest_configure(config: pytest.Config) -> None:
-    # before IPython or ipyparallel look for a profile
-    os.environ["IPYTHONDIR"] = _ipython_dir
-
-
-def pytest_unconfigure(config: pytest.Config) -> None:
-    shutil.rmtree(_ipython_dir, ignore_errors=True)
 
 
 def _start(**kwargs):
