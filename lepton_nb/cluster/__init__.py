@@ -13,7 +13,20 @@
 
 from __future__ import annotations
 
-from .core import DEAD_RANK, NO_CLUSTER, Cluster, get_cluster
-from .ranks import RankRecord, RankTable
+from typing import Any
 
 __all__ = ["DEAD_RANK", "NO_CLUSTER", "Cluster", "RankRecord", "RankTable", "get_cluster"]
+
+_FROM = {"DEAD_RANK": "core", "NO_CLUSTER": "core", "Cluster": "core", "get_cluster": "core",
+         "RankRecord": "ranks", "RankTable": "ranks"}  # fmt: skip
+
+
+def __getattr__(name: str) -> Any:
+    # loaded on first use, so that importing one submodule (job, ranks) never loads the façade
+    if name in _FROM:
+        import importlib
+
+        value = getattr(importlib.import_module(f"{__name__}.{_FROM[name]}"), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -23,7 +23,7 @@ from ..cluster.job import Job
 from ..errors import RemoteError
 from ..links import NOTEBOOK, LinkCounter
 from . import hosts, receive, segment
-from .codec import check_codec, encode
+from .codec import check_codec, detach, encode, payload_bytes
 from .content import ArrayMeta, as_array, content_key, meta_of
 from .future import PushFuture
 from .spare import Spare
@@ -282,13 +282,13 @@ class Transfer:
 
             for r, name, vid in direct:
                 info, data = rnd.remote[vid], payload(vid)
-                stats["bytes_sent"] += len(data["data"])
-                self.links.add(NOTEBOOK, r, len(data["data"]))
+                stats["bytes_sent"] += payload_bytes(data)
+                self.links.add(NOTEBOOK, r, payload_bytes(data))
                 rnd.ops[r].append(("bytes", name, info.key, data, info.meta))
             for copy in copies:  # the host's first rank gets the bytes once, for everyone there
                 vids = list(dict.fromkeys(vid for _, _, vid in copy.users))
                 items = [(str(v), rnd.remote[v].key, payload(v), rnd.remote[v].meta) for v in vids]
-                sent = sum(len(item[2]["data"]) for item in items)
+                sent = sum(payload_bytes(item[2]) for item in items)
                 stats["bytes_sent"] += sent
                 self.links.add(NOTEBOOK, copy.leader, sent)
                 rnd.ops[copy.leader].append(("unpack", copy.host, items, copy.leader_binds()))
@@ -351,11 +351,11 @@ class Transfer:
 
     def _send(self, ops: dict[int, list[tuple]], timeout: float, before: Job | None = None) -> Job:
         """Send each rank its operations and wait; the job's outcome includes ``before``'s."""
-        busy = {r: o for r, o in ops.items() if o}  # ranks that need anything
+        busy = {r: detach(o) for r, o in ops.items() if o}  # ranks that need anything
         job = Job(self.cluster.client)
         if busy:
             job.apply(self.cluster.engines(list(busy)), receive.receive,
-                      args_by_rank={r: (o,) for r, o in busy.items()})  # fmt: skip
+                      args_by_rank=busy)  # fmt: skip
             if not job.wait(timeout):
                 raise TimeoutError(
                     f"rank(s) {job.running} did not bind the pushed values within {timeout:.0f} s"

@@ -42,15 +42,20 @@ def holding(names: list[str]) -> dict[str, str | None]:
     return {name: _intact_key(ns, name) for name in names}
 
 
-def receive(ops: list[tuple]) -> dict[str, Any] | None:
-    """Apply push operations in order; for an ``unpack``, say where its segment is."""
+def receive(ops: list[tuple], blobs: list[Any] | None = None) -> dict[str, Any] | None:
+    """Apply push operations in order; for an ``unpack``, say where its segment is.
+
+    ``blobs``: the compressed buffers the payloads' chunks index (:func:`codec.detach`).
+    """
+    blobs = blobs or []
     ns = _namespace()
     retired = []  # values replaced here; freeing a big mapping takes a while
     answer: dict[str, Any] = {}
     for op in ops:
         kind, name = op[0], op[1]
         if kind == "unpack":
-            answer[name] = _unpack(op[2], op[3], ns, retired)
+            items = [(i, key, codec.reattach(p, blobs), meta) for i, key, p, meta in op[2]]
+            answer[name] = _unpack(items, op[3], ns, retired)
             continue
         if kind == "shared":
             _, _, key, path, offset, meta = op
@@ -59,6 +64,7 @@ def receive(ops: list[tuple]) -> dict[str, Any] | None:
             _bound[name] = (key, value, segment.mapping_address(m) if meta.nbytes else None)
         elif kind == "bytes":
             _, _, key, payload, meta = op
+            payload = codec.reattach(payload, blobs)
             value = rebuild(
                 codec.decode(payload, meta.dtype, meta.shape).view("u1").reshape(-1), meta
             )
@@ -97,8 +103,8 @@ def _unpack(
     where: dict[str, int] = {}
     for (item, _key, payload, meta), off in zip(items, offsets):
         if meta.nbytes:
-            flat = codec.decode(payload, meta.dtype, meta.shape).reshape(-1).view(np.uint8)
-            np.copyto(np.frombuffer(seg.view, np.uint8, count=meta.nbytes, offset=off), flat)
+            out = np.frombuffer(seg.view, np.uint8, count=meta.nbytes, offset=off)
+            codec.decode_into(payload, meta.dtype, meta.shape, out)
         where[item] = off
     keys = {item: (key, meta) for item, key, _, meta in items}
     for name, item in binds:
