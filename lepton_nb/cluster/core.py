@@ -200,6 +200,7 @@ class Cluster(ClusterOptions):
                 launcher.remote, config, self.engine_timeout,
             )  # fmt: skip
             self._client = self._controller.start()
+            self.transfer.open(launcher.controller_ip(), launcher.remote)
             self._collector = Collector(self, self.metrics_interval).open()
             self._engines = Engines(self._controller, self._client, launcher,
                                     self.engine_timeout, self.progress)  # fmt: skip

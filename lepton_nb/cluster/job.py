@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import queue
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -99,7 +99,7 @@ class Job:
         self,
         engines: dict[int, int],
         fn: Callable[..., Any],
-        args_by_rank: dict[int, Sequence[Any]] | None = None,
+        args_by_rank: Mapping[int, Sequence[Any]] | None = None,
         args: Sequence[Any] = (),
         kwargs: dict[str, Any] | None = None,
     ) -> Job:
@@ -151,11 +151,23 @@ class Job:
             self._next_event(grace - time.monotonic())
         return True
 
+    def pump(self) -> list[int]:
+        """Take in whatever has arrived, without waiting; the ranks still running."""
+        while True:
+            try:
+                event = self.events.get_nowait()
+            except queue.Empty:
+                return self.running
+            self._handle(*event)
+
     def _next_event(self, timeout: float) -> None:
         try:
             kind, rank, msg = self.events.get(timeout=max(timeout, 0.0))
         except queue.Empty:
             return
+        self._handle(kind, rank, msg)
+
+    def _handle(self, kind: str, rank: int, msg: Any) -> None:
         if kind == "done":
             self._running.discard(rank)
         elif kind == "idle":

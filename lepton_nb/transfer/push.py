@@ -23,6 +23,7 @@ from ..cluster.job import Job
 from ..errors import RemoteError
 from ..links import NOTEBOOK, LinkCounter
 from . import hosts, receive, segment
+from .channel import DataChannel
 from .codec import check_codec, detach, encode, payload_bytes
 from .content import ArrayMeta, as_array, content_key, meta_of
 from .future import PushFuture
@@ -79,6 +80,12 @@ class Transfer:
         self.spare = Spare(lambda: self.cluster.running, shm_dir)
         #: a progress bar shows once a push has taken this many seconds
         self.progress_delay = 1.0
+        self._channel: DataChannel | None = None
+
+    def open(self, ip: str, curve: bool) -> None:
+        """Serve bytes for other hosts on ``ip`` (where the engines reach this host)."""
+        if self._channel is None:
+            self._channel = DataChannel(ip, curve)
 
     @property
     def shm_dir(self) -> str:
@@ -175,6 +182,9 @@ class Transfer:
         self._pending.clear()
         self._cache.clear()
         self.spare.close()
+        channel, self._channel = self._channel, None
+        if channel is not None:
+            channel.close()
 
     # -- internals ------------------------------------------------------------
     @staticmethod
@@ -352,10 +362,19 @@ class Transfer:
     def _send(self, ops: dict[int, list[tuple]], timeout: float, before: Job | None = None) -> Job:
         """Send each rank its operations and wait; the job's outcome includes ``before``'s."""
         busy = {r: detach(o) for r, o in ops.items() if o}  # ranks that need anything
+        tickets: dict[int, list[str]] = {}
+        if self._channel is not None:  # the bytes go straight to the ranks, not via the controller
+            for r, (o, blobs) in list(busy.items()):
+                if blobs:
+                    ticket = self._channel.offer(blobs)
+                    tickets[r] = [ticket["token"]]
+                    busy[r] = (o, ticket)
         job = Job(self.cluster.client)
         if busy:
             job.apply(self.cluster.engines(list(busy)), receive.receive,
                       args_by_rank=busy)  # fmt: skip
+            if tickets:
+                self._channel.serve(tickets, timeout, lambda: set(job.pump()))
             if not job.wait(timeout):
                 raise TimeoutError(
                     f"rank(s) {job.running} did not bind the pushed values within {timeout:.0f} s"

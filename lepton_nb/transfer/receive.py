@@ -20,7 +20,7 @@ import threading
 from typing import Any
 
 from ..engine import namespace
-from . import codec, segment
+from . import channel, codec, segment
 from .content import ArrayMeta, rebuild
 
 #: seconds before replaced values are dropped (see receive)
@@ -42,11 +42,14 @@ def holding(names: list[str]) -> dict[str, str | None]:
     return {name: _intact_key(ns, name) for name in names}
 
 
-def receive(ops: list[tuple], blobs: list[Any] | None = None) -> dict[str, Any] | None:
+def receive(ops: list[tuple], blobs: Any = None) -> dict[str, Any] | None:
     """Apply push operations in order; for an ``unpack``, say where its segment is.
 
-    ``blobs``: the compressed buffers the payloads' chunks index (:func:`codec.detach`).
+    ``blobs``: the compressed buffers the payloads' chunks index (:func:`codec.detach`), or a
+    ticket to fetch them from the notebook with (:mod:`.channel`).
     """
+    if isinstance(blobs, dict):
+        blobs = channel.fetch(blobs)
     blobs = blobs or []
     ns = _namespace()
     retired = []  # values replaced here; freeing a big mapping takes a while

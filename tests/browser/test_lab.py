@@ -62,7 +62,12 @@ def test_panel_shows_ranks_and_rising_memory(lab, browser):
     # the palette command opens the panel
     page.keyboard.press("Control+Shift+C")
     page.locator(".lm-CommandPalette-input").fill("Lepton: Open cluster monitor")
-    page.locator(".lm-CommandPalette-item", has_text="Lepton: Open cluster monitor").click()
+    # the palette re-renders its items while it filters: wait for ours to be the active one,
+    # then run it with Enter (clicking an item that re-renders can miss it)
+    page.locator(".lm-CommandPalette-item.lm-mod-active[data-command='lepton:open-monitor']").wait_for(
+        timeout=30_000
+    )
+    page.locator(".lm-CommandPalette-input").press("Enter")
     panel = page.locator("#lepton-monitor")
     panel.wait_for(state="visible", timeout=10_000)
     panel.locator(".lepton-empty").wait_for(timeout=20_000)

@@ -159,3 +159,41 @@ def test_api_errors_say_what_to_do(cluster):
     with pytest.raises(ClusterError, match="scale needs a positive number of ranks, got 0"):
         cluster.scale(0)
     assert cluster.world_size == 2
+
+
+def test_more_ranks_than_gpus_on_a_host_is_refused_before_the_group_forms(monkeypatch):
+    # the engines' launcher bound them to GPU 0 (as Slurm's --gpus-per-task would): one GPU here
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "0")
+    import socket
+
+    c = lepton_nb.Cluster(n=2, gpus="auto", progress=False, engine_timeout=60)
+    with pytest.raises(ClusterError, match=rf"{socket.gethostname()} has 1 GPU\(s\) \(GPU 0\) for 2 ranks"):
+        c.start()
+    assert not c.running and c.runtime_files == []
+
+
+def test_explicit_arguments_win_over_configuration():
+    from traitlets.config import Config
+
+    config = Config()
+    config.Cluster.launcher = "slurm"
+    config.Cluster.partition = "gpu"
+    config.Cluster.time = "4:00:00"
+    c = lepton_nb.Cluster(time="0:30:00", config=config)
+    assert (c.launcher, c.partition, c.time) == ("slurm", "gpu", "0:30:00")
+    assert lepton_nb.Cluster(n=3, gpus="none").gpus == "none"
+    with pytest.raises(TypeError, match="unknown option"):
+        lepton_nb.Cluster(nodez=2)
+
+
+def test_site_configuration_comes_from_ipython_config(tmp_path, monkeypatch):
+    import subprocess
+    import sys
+
+    profile = tmp_path / "profile_default"
+    profile.mkdir()
+    (profile / "ipython_config.py").write_text('c.Cluster.launcher = "ssh"\nc.Cluster.hosts = {"a": 2}\n')
+    code = "import lepton_nb; c = lepton_nb.Cluster(); print(c.launcher, c.hosts)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60,
+                         env={**__import__("os").environ, "IPYTHONDIR": str(tmp_path)})  # fmt: skip
+    assert out.stdout.strip() == "ssh {'a': 2}", out.stderr

@@ -162,6 +162,32 @@ def test_push_crosses_each_link_once_per_host(rig, make_cluster_on):
             __import__("lepton_nb").engine.namespace.user_namespace()["data"])) == [True] * 4
     sums = c.run(lambda: int(__import__("lepton_nb").engine.namespace.user_namespace()["data"][::997].sum()))
     assert sums == [int(data[::997].sum())] * 4
+    # a compressed allreduce over 2 hosts x 2 ranks: hierarchical when the ranks span hosts
+    from lepton_nb.compress import ErrorFeedback, TopK
+
+    plan = c.topology.plan(ErrorFeedback(TopK(0.1)))
+    assert plan.hierarchical == (c.rig_launcher != "local")
+    out = c.run(_compressed_allreduce)
+    assert all(torch_equal(out[0], t) for t in out)  # every rank gets the very same tensor
+
+
+def _compressed_allreduce():
+    import torch
+
+    import lepton_nb as ln
+    from lepton_nb.collective import allreduce
+    from lepton_nb.compress import ErrorFeedback, TopK
+
+    torch.manual_seed(ln.rank())
+    t = torch.randn(100_000)
+    allreduce(t, ErrorFeedback(TopK(0.1)), op="mean")
+    return t
+
+
+def torch_equal(a, b) -> bool:
+    import torch
+
+    return bool(torch.equal(a, b))
 
 
 @pytest.fixture

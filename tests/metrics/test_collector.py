@@ -70,23 +70,28 @@ def test_samples_arrive_while_a_cell_runs(cluster):
 
 
 def test_link_bytes_and_rates_of_ranks_and_notebook(cluster):
+    def links():
+        snap = cluster.collector.snapshot()
+        return {(x["src"], x["dst"]): x for x in snap["links"]}
+
+    def counted(key):
+        return links().get(key, {}).get("bytes", 0)
+
+    before = {k: counted(k) for k in ((0, 1), (1, 0), (-1, 0))}  # earlier tests moved bytes too
     cluster.run(
         lambda: __import__("lepton_nb").links.count(
             __import__("lepton_nb").rank(), 1 - __import__("lepton_nb").rank(), 5_000_000
         )
     )
-    cluster.push({"arr": np.ones(300_000)})  # 2.4 MB from the notebook to each rank
-
-    def links():
-        snap = cluster.collector.snapshot()
-        return {(x["src"], x["dst"]): x for x in snap["links"]}
-
-    got = _wait_for(
-        lambda: (lambda ls: ls if (0, 1) in ls and (-1, 1) in ls else None)(links()),
-        what="link rows",
+    cluster.push({"arr": np.random.default_rng(7).random(300_000)})  # 2.4 MB from the notebook
+    want = {(0, 1): 5_000_000, (1, 0): 5_000_000, (-1, 0): 2_400_000}
+    # wait for samples taken after the counts, not for rows that were already there
+    _wait_for(
+        lambda: all(counted(k) >= before[k] + n for k, n in want.items()),
+        what="the new link bytes in the snapshot",
     )
-    assert got[(0, 1)]["bytes"] >= 5_000_000 and got[(1, 0)]["bytes"] >= 5_000_000
-    assert got[(-1, 0)]["bytes"] >= 2_400_000
+    got = links()
+    assert got[(0, 1)]["bytes"] >= before[(0, 1)] + 5_000_000
     _wait_for(lambda: links()[(0, 1)]["rate"] == 0.0, what="the rate to fall back to 0")
 
 

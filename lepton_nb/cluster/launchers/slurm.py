@@ -55,7 +55,8 @@ ADVICE = {
 }
 
 #: The job's batch script. ipyparallel fills {n}, {cluster_id}, {output_file} and
-#: {program_and_args}; the launcher's own lines go in at {directives}.
+#: {program_and_args}; the launcher's own lines go in at {directives}. Each task says its
+#: host first, and srun labels every line with the task, so a failure is traced to its node.
 TEMPLATE = """#!/bin/sh
 #SBATCH --export=ALL
 #SBATCH --job-name={{cluster_id}}
@@ -63,7 +64,7 @@ TEMPLATE = """#!/bin/sh
 #SBATCH --ntasks={{n}}
 {directives}
 echo "lepton: job $SLURM_JOB_ID on $SLURM_JOB_NODELIST"
-srun {{program_and_args}}
+srun --label sh -c 'echo "lepton-host $(hostname)"; exec "$@"' engine {{program_and_args}}
 """
 
 _TIME = re.compile(r"^(\d+-)?\d+(:\d{1,2}){0,2}$|^\d+-\d+$")
@@ -200,7 +201,10 @@ class SlurmLauncher(Launcher):
             launch.hosts = dict.fromkeys(_expand(nodes), self.ranks_per_node())
         output = self._output(launch)
         if REGISTRATION_TIMED_OUT.search(output):
-            return f"in Slurm job {launch.info['job']}, " + self.explain_exit(launch, output, arrived)
+            failed = _tasks_hosts(output, REGISTRATION_TIMED_OUT)
+            where = Launch(launch.set_id, launch.count, launch.seq,
+                           target=", ".join(failed) or launch.target)  # fmt: skip
+            return f"in Slurm job {launch.info['job']}, " + self.explain_exit(where, output, {})
         if state is None or state in ("FAILED", "CANCELLED", "TIMEOUT", "NODE_FAIL", "COMPLETED"):
             return ENDED.format(job=launch.info["job"], state=(state or "gone").lower(),
                                 output=_indent(output))  # fmt: skip
@@ -240,6 +244,21 @@ class SlurmLauncher(Launcher):
         if jobs:
             self.log.warning("Slurm job(s) %s still in the queue %g s after scancel",
                              ", ".join(sorted(jobs)), timeout)  # fmt: skip
+
+
+def _tasks_hosts(output: str, pattern: re.Pattern[str]) -> list[str]:
+    """The hosts of the tasks whose (srun-labelled) output matches ``pattern``."""
+    hosts: dict[str, str] = {}
+    matched: set[str] = set()
+    for line in output.splitlines():
+        task, sep, text = line.partition(": ")
+        if not sep or not task.strip().isdigit():
+            continue
+        if text.startswith("lepton-host "):
+            hosts[task.strip()] = text.split(None, 1)[1].strip()
+        elif pattern.search(text):
+            matched.add(task.strip())
+    return sorted({hosts[t] for t in matched if t in hosts})
 
 
 def _indent(output: str, lines: int = 10) -> str:
