@@ -195,7 +195,11 @@ def replace_ranks(
             came = ", ".join(sorted({reg.report.host for reg in pool})) or "nowhere"
             raise ClusterError(WRONG_HOST.format(rank=r, host=old.host, came=came))
         pool.remove(match)
-        gpu = old.gpu if old.gpu is None or old.gpu in match.report.gpus else None
+        gpu = old.gpu
+        if gpu is not None and gpu not in match.report.gpus:  # its binding changed: a free one
+            taken = {o.gpu for o in out if o.host == old.host and o.rank != r and o.gpu is not None}
+            host_ranks = sum(1 for o in out if o.host == old.host)
+            gpu = _choose_gpu(match.report, list(match.report.gpus), taken, host_ranks)
         out[r] = old.with_(engine_id=match.engine_id, engine_set=match.engine_set,
                            report=match.report, gpu=gpu, state=RankState.IDLE)  # fmt: skip
     return out

@@ -19,7 +19,7 @@ import lepton_nb
 from lepton_nb import ClusterError
 
 from .conftest import options, wait_until_empty
-from .rig import SECOND_ADDR
+from .rig import CONTROLLER_ADDR, SECOND_ADDR
 
 pytestmark = pytest.mark.slow
 
@@ -87,6 +87,17 @@ def test_an_ssh_host_that_refuses_is_named_with_sshs_error(rig):
     assert "could not start engines on node2:2222 over ssh" in msg
     assert "Connection refused" in msg
     assert wait_until_empty(rig) == {}  # node1's engine was stopped too
+
+
+def test_an_ssh_host_that_does_not_answer_is_named_with_sshs_error(rig):
+    # node2 cannot route its replies to this machine: ssh's connection attempt times out
+    start = time.monotonic()
+    with rig.unreachable("node2", CONTROLLER_ADDR), pytest.raises(ClusterError) as info:
+        _start(**options("ssh", rig))
+    msg = str(info.value)
+    assert "could not start engines on node2 over ssh" in msg and "timed out" in msg.lower(), msg
+    assert time.monotonic() - start < 60
+    assert wait_until_empty(rig) == {}
 
 
 def test_an_engine_that_cannot_reach_the_controller_names_its_host_and_the_address(rig):
