@@ -113,7 +113,8 @@ class SSHLauncher(Launcher):
     def _diagnose(self, host: str, error: Any) -> str:
         """ssh's own words on why ``host`` cannot be used (it connects once, runs the interpreter)."""
         name, _, port = host.partition(":")
-        cmd = ["ssh", *self.options.ssh_args, "-o", "ConnectTimeout=5", "-o", "BatchMode=yes"]
+        cmd = ["ssh", *self.options.ssh_args, "-o", "ConnectTimeout=5", "-o", "BatchMode=yes",
+               "-o", "ControlMaster=no", "-o", "ControlPath=none"]  # one plain connection  # fmt: skip
         if port:
             cmd += ["-p", port]
         cmd += [name, self.python(), "-c", "'import ipyparallel'"]
