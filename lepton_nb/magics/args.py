@@ -93,7 +93,7 @@ def cluster_args(line: str) -> None:
     """
 
 
-@magic_arguments("lepton_distributed")
+@magic_arguments("%lepton_distributed")  # a cell magic: %%lepton_distributed
 @argument("--ranks", default="all", help="ranks to run on: all (default), 0,2 or 1-3")
 @argument("--timeout", default=None, help="seconds; ranks still running are interrupted")
 @argument("--gather", default=None, help="NAME[,NAME...]: bring each rank's value back as a list")

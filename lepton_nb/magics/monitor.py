@@ -12,7 +12,7 @@ from .cluster import running_cluster
 BAD_SYNTAX = "Cannot read the arguments ({error}). Usage: %lepton_monitor [--interval SECONDS]"
 
 
-@magic_arguments()
+@magic_arguments("lepton_monitor")
 @argument("--interval", default="0.5", help="seconds between two redraws (default 0.5)")
 def monitor_args(line: str) -> None:
     """Show a live widget of the running cluster: placement, memory, links, state.

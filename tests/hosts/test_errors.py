@@ -73,6 +73,12 @@ def test_a_job_still_pending_is_cancelled_with_slurms_reason(rig):
     assert wait_until_empty(rig) == {}  # the job left the queue
 
 
+def test_more_nodes_than_the_cluster_has_is_refused_by_sbatch(rig):
+    with pytest.raises(ClusterError, match="sbatch refused the job: .*Requested node configuration"):
+        _start(**dict(options("slurm", rig), nodes=3))
+    assert wait_until_empty(rig) == {}
+
+
 def test_sbatch_refusing_the_job_is_shown(rig):
     # the rig's nodes have no GPUs: Slurm refuses --gpus-per-node at submission
     with pytest.raises(ClusterError, match="sbatch refused the job: sbatch: error: .*") as info:
