@@ -6,10 +6,11 @@ daemon thread's event loop here, so the launchers' exit callbacks fire in a
 script just as in a kernel, and a launcher that reports its engines gone is
 seen at once.
 
-Each cluster has a private profile folder (0700), removed on stop. When
-engines may run on other hosts, its ``ipcontroller_config.py`` turns on
-ipyparallel's CurveZMQ encryption and keeps message signing on (ipyparallel
-would otherwise drop the HMAC key under Curve).
+Each cluster has a private profile folder (0700), removed on stop. Its
+``ipcontroller_config.py`` makes the controller follow the kernel that started
+it: it exits within a second of that process. When engines may run on other
+hosts, it also turns on ipyparallel's CurveZMQ encryption and keeps message
+signing on (ipyparallel would otherwise drop the HMAC key under Curve).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
 import ipyparallel as ipp
+import psutil
 from IPython.paths import get_ipython_dir
 from tornado.ioloop import IOLoop
 from traitlets.config import Config
@@ -35,9 +37,34 @@ log = logging.getLogger(__name__)
 #: Seconds any one call on the controller's loop may take before it counts as hung.
 CALL_TIMEOUT_S = 300.0
 
-CURVE_CONFIG = """\
+FOLLOW_KERNEL = """\
 # written by lepton_nb for one cluster's controller; removed when the cluster stops
 import os
+import signal
+import threading
+import time
+
+import psutil
+
+_KERNEL, _STARTED = {pid}, {started!r}   # the notebook kernel that started this controller
+
+
+def _follow_kernel():
+    while True:  # the controller exits within a second of its kernel
+        try:  # a killed kernel stays a zombie until its parent reaps it: that is gone too
+            kernel = psutil.Process(_KERNEL)
+            alive = kernel.create_time() == _STARTED and kernel.status() != psutil.STATUS_ZOMBIE
+        except psutil.Error:
+            alive = False
+        if not alive:  # the controller and its schedulers: they share its process group
+            os.killpg(os.getpgid(0), signal.SIGKILL)
+        time.sleep(1.0)
+
+
+threading.Thread(target=_follow_kernel, name="lepton-follow-kernel", daemon=True).start()
+"""
+
+CURVE_CONFIG = """\
 c.IPController.enable_curve = True   # engines on other hosts: encrypt every message (CurveZMQ)
 c.Session.key = os.urandom(32).hex().encode("ascii")   # and keep signing them (HMAC-SHA256)
 """
@@ -65,8 +92,10 @@ class Controller:
         self.profile_dir = os.path.join(profile_root(), cluster_id)
         os.makedirs(profile_root(), mode=0o700, exist_ok=True)
         os.makedirs(self.profile_dir, mode=0o700)
-        if curve:
-            with open(os.path.join(self.profile_dir, "ipcontroller_config.py"), "w") as f:
+        me = psutil.Process()
+        with open(os.path.join(self.profile_dir, "ipcontroller_config.py"), "w") as f:
+            f.write(FOLLOW_KERNEL.format(pid=me.pid, started=me.create_time()))
+            if curve:
                 f.write(CURVE_CONFIG)
         self._loop: IOLoop | None = None
         self._ready = threading.Event()

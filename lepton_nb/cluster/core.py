@@ -21,6 +21,7 @@ from traitlets.config import Config
 
 from .. import _nvml, links, topology
 from ..engine import devices
+from ..engine import lease as engine_lease
 from ..errors import ClusterError, RankState
 from ..metrics.collector import Collector
 from ..transfer.future import PushFuture
@@ -30,6 +31,7 @@ from .config import site_config
 from .controller import Controller
 from .engines import Engines
 from .job import Job
+from .lease import Lease
 from .options import ClusterOptions
 from .placement import check_gpus_exist, parse_gpus, place, replace_ranks
 from .ranks import RankRecord, RankTable
@@ -88,6 +90,7 @@ class Cluster(ClusterOptions):
         self.transfer = Transfer(self)
         self._topology: topology.Topology | None = None
         self._collector: Collector | None = None
+        self._lease: Lease | None = None
 
     # -- properties -----------------------------------------------------------
     @property
@@ -200,6 +203,8 @@ class Cluster(ClusterOptions):
                 launcher.remote, config, self.engine_timeout,
             )  # fmt: skip
             self._client = self._controller.start()
+            self._lease = Lease(launcher.controller_ip(), launcher.remote)
+            self._lease.start()
             self.transfer.open(launcher.controller_ip(), launcher.remote)
             self._collector = Collector(self, self.metrics_interval).open()
             self._engines = Engines(self._controller, self._client, launcher,
@@ -233,6 +238,9 @@ class Cluster(ClusterOptions):
                 pass
         if controller is not None:
             controller.stop()
+        lease, self._lease = self._lease, None
+        if lease is not None:  # after the engines are gone: none of them must see it go first
+            lease.close()
         if self._engines is not None and self._launcher is not None:
             self._launcher.settle(self._engines.history, timeout=30.0)
         self._engines = None
@@ -322,6 +330,12 @@ class Cluster(ClusterOptions):
             raise ClusterError(
                 PIN_FAILED.format(failures="\n".join("  " + f.summary() for f in failures.values()))
             )
+        if self._lease is not None:  # and each holds the lease that ends it with its kernel
+            ticket = self._lease.ticket(self.orphan_timeout)
+            job = Job(self._require()).apply(
+                {r.rank: r.engine_id for r in records}, engine_lease.start, args=ticket
+            )
+            job.wait(self.engine_timeout)
 
     def _join_group(self, backend: str | None = None) -> None:
         """(Re)form the process group over every rank, on a fresh port."""

@@ -97,11 +97,17 @@ class ClusterOptions(LoggingConfigurable):
         None, allow_none=True, config=True,
         help="Seconds cluster.run waits before interrupting the ranks (None: until done or Ctrl-C).",
     )  # fmt: skip
+    orphan_timeout = Float(
+        30.0, config=True,
+        help="Seconds an engine goes on without hearing from the notebook before it exits "
+        "(the kernel was killed, ran out of memory or was culled); the controller follows its "
+        "kernel at once.",
+    )  # fmt: skip
     metrics_interval = Float(
         0.5, config=True, help="Seconds between two metrics samples of each rank."
     )
 
-    @validate("n", "engine_timeout", "metrics_interval")
+    @validate("n", "engine_timeout", "metrics_interval", "orphan_timeout")
     def _positive(self, proposal: Any) -> Any:
         value, name = proposal["value"], proposal["trait"].name
         if value is not None and (isinstance(value, bool) or value <= 0):
