@@ -24,13 +24,18 @@ def site_config() -> Config:
     return _load_files()
 
 
-def config_files() -> list[str]:
-    """The ``ipython_config.py`` files IPython reads, lowest priority first."""
+def config_files(site_only: bool = False) -> list[str]:
+    """The ``ipython_config.py`` files IPython reads, lowest priority first.
+
+    ``site_only``: the site-wide ones only (``/etc/ipython``, ``sys.prefix/etc/ipython``),
+    which users of a shared installation cannot write.
+    """
     from IPython.core.application import ENV_CONFIG_DIRS, SYSTEM_CONFIG_DIRS
     from IPython.paths import get_ipython_dir
 
-    profile = os.path.join(get_ipython_dir(), "profile_default")
-    folders = list(reversed(SYSTEM_CONFIG_DIRS)) + list(ENV_CONFIG_DIRS) + [profile]
+    folders = list(reversed(SYSTEM_CONFIG_DIRS)) + list(ENV_CONFIG_DIRS)
+    if not site_only:
+        folders.append(os.path.join(get_ipython_dir(), "profile_default"))
     return [
         os.path.join(d, "ipython_config.py")
         for d in folders
@@ -38,9 +43,14 @@ def config_files() -> list[str]:
     ]
 
 
-def _load_files() -> Config:
+def site_only_config() -> Config:
+    """The site-wide configuration alone (where the site's limits are set)."""
+    return _load_files(site_only=True)
+
+
+def _load_files(site_only: bool = False) -> Config:
     config = Config()
-    for path in config_files():
+    for path in config_files(site_only):
         loader = PyFileConfigLoader(os.path.basename(path), os.path.dirname(path))
         config.merge(loader.load_config())
     return config

@@ -8,31 +8,30 @@ GPU before torch starts there. Everything else reads the :class:`RankTable`.
 
 from __future__ import annotations
 
-import inspect
 import signal
 import socket
 import uuid
 from collections import Counter
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 from typing import Any
 
 from traitlets import Unicode
 from traitlets.config import Config
 
 from .. import _nvml, links, topology
-from ..engine import devices
-from ..engine import lease as engine_lease
 from ..errors import ClusterError, RankState
 from ..metrics.collector import Collector
 from ..transfer.future import PushFuture
 from ..transfer.push import Transfer
-from . import group, launchers, run
+from . import group, launchers, pinning, run
 from .config import site_config
 from .controller import Controller
 from .engines import Engines
-from .job import Job
+from .idle import IDLE_STOPPED, IdleStop, Usage
 from .lease import Lease
-from .options import ClusterOptions
+from .limits import LIMITS, Limits, in_force
+from .options import ClusterOptions, signature, start_line
 from .placement import check_gpus_exist, parse_gpus, place, replace_ranks
 from .ranks import RankRecord, RankTable
 from .rankspec import RankSpec, parse_ranks
@@ -44,9 +43,14 @@ DEAD_RANK = (
     "Rank {rank}'s engine is gone. Restart it with: %lepton_cluster restart {rank} "
     "(or cluster.restart({rank}))"
 )
-PIN_FAILED = "rank(s) could not be pinned to their device:\n{failures}"
-
 _started: list[Cluster] = []
+#: the cluster that last stopped itself for idleness, until a cluster starts or is stopped
+_idle_stopped: list[Cluster] = []
+
+
+def idle_stopped() -> Cluster | None:
+    """The cluster that stopped itself for idleness, if nothing was started or stopped since."""
+    return _idle_stopped[-1] if _idle_stopped else None
 
 
 def get_cluster() -> Cluster | None:
@@ -80,13 +84,18 @@ class Cluster(ClusterOptions):
         if kwargs.get("config") is None:
             kwargs["config"] = site_config()
         super().__init__(**kwargs)
+        self._given = {k: v for k, v in kwargs.items() if k != "config"}
         self._token = uuid.uuid4().hex[:8]
+        self._usage = Usage()
+        self._idle: IdleStop | None = None
+        self._stopped_because: str | None = None
         self._controller: Controller | None = None
         self._client: Any = None
         self._engines: Engines | None = None
         self._launcher: launchers.Launcher | None = None
         self._table = RankTable()
         self._gpus: list[int] | str = "auto"
+        self._limits = Limits()
         self.transfer = Transfer(self)
         self._topology: topology.Topology | None = None
         self._collector: Collector | None = None
@@ -173,8 +182,17 @@ class Cluster(ClusterOptions):
 
     def _require(self) -> Any:
         if self._client is None:
-            raise ClusterError(NO_CLUSTER)
+            raise ClusterError(self._stopped_because or NO_CLUSTER)
         return self._client
+
+    @property
+    def stopped_because(self) -> str | None:
+        """Why the cluster stopped itself (idle too long), with the command to start it again."""
+        return self._stopped_because
+
+    def activity(self) -> AbstractContextManager[None]:
+        """Mark one operation (cell, run, push, pull) in flight: the cluster is in use meanwhile."""
+        return self._usage.active()
 
     # -- lifecycle ------------------------------------------------------------
     def start(self) -> Cluster:
@@ -186,6 +204,10 @@ class Cluster(ClusterOptions):
             return self
         launcher = launchers.find(self.launcher)(self)
         launcher.validate()
+        limits = in_force({name: getattr(self, name) for name in LIMITS})
+        limits.check_ranks(launcher.world_size())
+        limits.check_nodes(launcher.node_count())
+        self._limits = limits
         try:
             self._gpus = parse_gpus(self.gpus)
             if not launcher.remote:
@@ -216,13 +238,35 @@ class Cluster(ClusterOptions):
         except BaseException:
             self.stop()
             raise
+        self._stopped_because = None
+        _idle_stopped.clear()
+        self._usage = Usage()
+        if limits.idle_timeout:
+            self._idle = IdleStop(self._usage, limits.idle_timeout, self._stop_idle)
+            self._idle.start()
         _started.append(self)
         return self
 
+    def _stop_idle(self) -> None:
+        assert self._limits.idle_timeout is not None
+        # said before the cluster stops, so whoever sees it stopped also sees why
+        self._stopped_because = IDLE_STOPPED.format(
+            timeout=self._limits.idle_timeout, command=start_line(self._given)
+        )
+        _idle_stopped[:] = [self]
+        self._teardown()
+
     def stop(self) -> None:
         """Stop every engine on every host, the jobs and the controller. Safe to call twice."""
+        _idle_stopped.clear()
+        self._teardown()
+
+    def _teardown(self) -> None:
         if self in _started:
             _started.remove(self)
+        idle, self._idle = self._idle, None
+        if idle is not None:
+            idle.close()
         self.transfer.close()
         collector, self._collector = self._collector, None
         if collector is not None:
@@ -252,6 +296,7 @@ class Cluster(ClusterOptions):
         if isinstance(n, bool) or int(n) < 1:
             raise ClusterError(f"scale needs a positive number of ranks, got {n!r}")
         n, current = int(n), self.world_size
+        self._limits.check_ranks(n)
         engines = self._fleet()
         if n > current:
             per_target = Counter(engines.target(r) for r in self._table)
@@ -316,26 +361,9 @@ class Cluster(ClusterOptions):
                 self.transfer.forget_rank(r.rank)
 
     def _pin(self, records: list[RankRecord]) -> None:
-        """Pin each new engine to its GPU (or none) and its share of threads, before torch starts."""
-        if not records:
-            return
-        args = {r.rank: (r.gpu, r.threads, r.report.ifname, r.rank) for r in records}
-        job = Job(self._require()).apply(
-            {r.rank: r.engine_id for r in records}, devices.pin, args_by_rank=args
-        )
-        if not job.wait(self.engine_timeout):
-            raise ClusterError(f"rank(s) {job.running} did not answer within {self.engine_timeout:g} s")
-        failures = job.outcome().failures
-        if failures:
-            raise ClusterError(
-                PIN_FAILED.format(failures="\n".join("  " + f.summary() for f in failures.values()))
-            )
-        if self._lease is not None:  # and each holds the lease that ends it with its kernel
-            ticket = self._lease.ticket(self.orphan_timeout)
-            job = Job(self._require()).apply(
-                {r.rank: r.engine_id for r in records}, engine_lease.start, args=ticket
-            )
-            job.wait(self.engine_timeout)
+        """Pin each new engine to its device and threads; each then holds the notebook's lease."""
+        ticket = self._lease.ticket(self.orphan_timeout) if self._lease is not None else None
+        pinning.pin(self._require(), records, self.engine_timeout, ticket)
 
     def _join_group(self, backend: str | None = None) -> None:
         """(Re)form the process group over every rank, on a fresh port."""
@@ -436,20 +464,4 @@ class Cluster(ClusterOptions):
         self._join_group(backend)
 
 
-def _signature() -> inspect.Signature:
-    """``Cluster(n=None, gpus="auto", *, launcher="local", ...)``, for ``Cluster?``."""
-    params = [inspect.Parameter("self", inspect.Parameter.POSITIONAL_OR_KEYWORD)]
-    traits = ClusterOptions.class_traits(config=True)
-    for name in ("n", "gpus"):
-        params.append(inspect.Parameter(name, inspect.Parameter.POSITIONAL_OR_KEYWORD,
-                                        default=traits[name].default()))  # fmt: skip
-    for name, trait in traits.items():
-        if name not in ("n", "gpus"):
-            params.append(
-                inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=trait.default())
-            )
-    params.append(inspect.Parameter("config", inspect.Parameter.KEYWORD_ONLY, default=None))
-    return inspect.Signature(params)
-
-
-Cluster.__init__.__signature__ = _signature()  # type: ignore[attr-defined]
+Cluster.__init__.__signature__ = signature()  # type: ignore[attr-defined]

@@ -13,6 +13,7 @@ configuration.
 
 from __future__ import annotations
 
+import inspect
 from typing import Any
 
 from traitlets import Any as AnyTrait
@@ -80,6 +81,21 @@ class ClusterOptions(LoggingConfigurable):
         "that reaches slurmctld; for ssh, the address that reaches the first host.",
     )  # fmt: skip
 
+    # -- site limits (a user can lower them, never raise them: see limits.py) -------------
+    max_ranks = Integer(
+        None, allow_none=True, config=True,
+        help="Site limit: the most ranks one cluster may have (set in a site-wide config).",
+    )  # fmt: skip
+    max_nodes = Integer(
+        None, allow_none=True, config=True,
+        help="Site limit: the most nodes (Slurm) or hosts (SSH) one cluster may span.",
+    )  # fmt: skip
+    idle_timeout = Float(
+        None, allow_none=True, config=True,
+        help="Site limit: a cluster with no cell, run, push or pull for this many seconds "
+        "stops itself (None: never).",
+    )  # fmt: skip
+
     # -- waiting and behaviour ------------------------------------------------
     engine_timeout = Float(
         120.0, config=True, help="Seconds to wait for engines to register and join."
@@ -124,3 +140,44 @@ class ClusterOptions(LoggingConfigurable):
         if str(self.gpus).lower() == "none":
             return 2
         return len(_nvml.host_gpus()) or 2
+
+
+def signature() -> inspect.Signature:
+    """``Cluster(n=None, gpus="auto", *, launcher="local", ...)``, for ``Cluster?``."""
+    params = [inspect.Parameter("self", inspect.Parameter.POSITIONAL_OR_KEYWORD)]
+    traits = ClusterOptions.class_traits(config=True)
+    for name in ("n", "gpus"):
+        params.append(inspect.Parameter(name, inspect.Parameter.POSITIONAL_OR_KEYWORD,
+                                        default=traits[name].default()))  # fmt: skip
+    for name, trait in traits.items():
+        if name not in ("n", "gpus"):
+            params.append(
+                inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=trait.default())
+            )
+    params.append(inspect.Parameter("config", inspect.Parameter.KEYWORD_ONLY, default=None))
+    return inspect.Signature(params)
+
+
+#: start options as %lepton_cluster start flags
+_FLAGS = {"n": "-n", "gpus": "--gpus", "launcher": "--launcher", "nodes": "--nodes",
+          "ranks_per_node": "--ranks-per-node", "gpus_per_node": "--gpus-per-node",
+          "partition": "--partition", "time": "--time", "account": "--account", "hosts": "--hosts"}  # fmt: skip
+
+
+def start_line(given: dict[str, Any]) -> str:
+    """The ``%lepton_cluster start`` line that asks for ``given`` again (else ``cluster.start()``)."""
+    behaviour = {"progress", "engine_timeout", "group_timeout", "interrupt_grace", "run_timeout",
+                 "metrics_interval", "orphan_timeout", "max_ranks", "max_nodes", "idle_timeout"}  # fmt: skip
+    if any(k not in _FLAGS and k not in behaviour for k in given if k != "config"):
+        return "cluster.start()"  # ssh_args, python, ...: no magic flag says them
+    parts = ["%lepton_cluster start"]
+    for name, flag in _FLAGS.items():
+        if name not in given:
+            continue
+        value = given[name]
+        if name == "hosts":
+            value = ",".join(f"{h}:{c}" for h, c in value.items())
+        elif isinstance(value, (list, tuple)):
+            value = ",".join(str(v) for v in value)
+        parts.append(f"{flag} {value}")
+    return " ".join(parts) + " (or cluster.start())"

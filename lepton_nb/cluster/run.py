@@ -30,9 +30,10 @@ def run_function(
 
     Waits up to ``timeout`` seconds (None: until done or Ctrl-C).
     """
-    cluster.transfer.wait_sent()
-    job = Job(cluster.client).apply(cluster.engines(), fn, args=args, kwargs=kwargs)
-    failures, timed_out, note = _finish(cluster, job, timeout)
+    with cluster.activity():
+        cluster.transfer.wait_sent()
+        job = Job(cluster.client).apply(cluster.engines(), fn, args=args, kwargs=kwargs)
+        failures, timed_out, note = _finish(cluster, job, timeout)
     results = job.outcome().results
     if failures:
         _raise(failures, results, note, timeout, timed_out)
@@ -102,15 +103,16 @@ def run_cell(
     backend: str | None = None,
 ) -> dict[str, list[Any]]:
     """Run ``code`` on the selected ranks; return ``{name: [value per rank]}`` for ``gather``."""
-    selected = cluster.select(ranks)
-    if backend:
-        cluster.use_backend(backend)
-    cluster.transfer.wait_sent()  # values pushed without blocking arrive first
-    output = RankOutput(stream=stream)
-    job = Job(cluster.client, output).execute(cluster.engines(selected), code)
-    failures, timed_out, note = _finish(cluster, job, timeout)
-    ok = [r for r in selected if r not in failures]
-    values = _gather(cluster, ok, list(gather), failures) if gather else {r: {} for r in ok}
+    with cluster.activity():
+        selected = cluster.select(ranks)
+        if backend:
+            cluster.use_backend(backend)
+        cluster.transfer.wait_sent()  # values pushed without blocking arrive first
+        output = RankOutput(stream=stream)
+        job = Job(cluster.client, output).execute(cluster.engines(selected), code)
+        failures, timed_out, note = _finish(cluster, job, timeout)
+        ok = [r for r in selected if r not in failures]
+        values = _gather(cluster, ok, list(gather), failures) if gather else {r: {} for r in ok}
     if failures:
         _raise(failures, values, note, timeout, timed_out)
     return {name: [values[r][name] for r in selected] for name in gather}

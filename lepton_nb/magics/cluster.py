@@ -10,6 +10,7 @@ from IPython.display import display
 
 from .. import _nvml
 from ..cluster import NO_CLUSTER, Cluster, get_cluster
+from ..cluster.core import idle_stopped
 from ..errors import ClusterError
 from .args import cluster_args, distributed_args, parse_cluster_line, parse_distributed_line
 
@@ -29,10 +30,11 @@ def _configured_launcher(shell: Any) -> str:
 
 
 def running_cluster() -> Cluster:
-    """The cluster the magics use, or UsageError saying how to start one."""
+    """The cluster the magics use, or UsageError saying how to start one (and why it stopped)."""
     cluster = get_cluster()
     if cluster is None or not cluster.running:
-        raise UsageError(NO_CLUSTER)
+        stopped = idle_stopped()
+        raise UsageError(stopped.stopped_because if stopped and stopped.stopped_because else NO_CLUSTER)
     return cluster
 
 
@@ -62,10 +64,11 @@ class LeptonMagics(Magics):
             display(cluster.status())
             return None
         if not running:
+            stopped = idle_stopped()
             if cmd.action in ("status", "stop"):
-                print(NO_CLUSTER_STATUS)
+                print(stopped.stopped_because if stopped else NO_CLUSTER_STATUS)
                 return None
-            raise UsageError(NO_CLUSTER)
+            running_cluster()  # raises, saying why and how to start one
         assert cluster is not None
         if cmd.action == "status":
             display(cluster.status())

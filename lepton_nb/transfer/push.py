@@ -141,10 +141,12 @@ class Transfer:
         """The value of ``name`` on ``rank``; NameError naming both if it is not defined there."""
         self.wait_sent()
         (r,) = self.cluster.select(rank)
-        job = Job(self.cluster.client).apply(
-            self.cluster.engines([r]), receive.value_of, args=(name,)
-        )
-        if not job.wait(self.cluster.engine_timeout):
+        with self.cluster.activity():
+            job = Job(self.cluster.client).apply(
+                self.cluster.engines([r]), receive.value_of, args=(name,)
+            )
+            answered = job.wait(self.cluster.engine_timeout)
+        if not answered:
             raise TimeoutError(
                 f"rank {r} did not answer pull({name!r}) within {self.cluster.engine_timeout:g} s"
             )
@@ -236,7 +238,8 @@ class Transfer:
 
     def _run(self, fut: PushFuture, per_rank: dict[int, dict[str, Any]], codec: str) -> None:
         try:
-            self._round(fut, per_rank, codec)
+            with self.cluster.activity():
+                self._round(fut, per_rank, codec)
             fut._finish()
         except BaseException as e:
             fut._finish(e)

@@ -75,6 +75,10 @@ class Launcher(LoggingConfigurable):
         """The number of ranks a start brings."""
         return self.options.n or 2
 
+    def node_count(self) -> int:
+        """The hosts a start spans (for the site's ``max_nodes``)."""
+        return 1
+
     def controller_ip(self) -> str:
         """The address the controller listens on, reachable from every engine."""
         return self.options.controller_ip or "127.0.0.1"

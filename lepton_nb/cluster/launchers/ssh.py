@@ -61,6 +61,9 @@ class SSHLauncher(Launcher):
     def world_size(self) -> int:
         return sum(self.options.hosts.values())
 
+    def node_count(self) -> int:
+        return len(self.options.hosts)
+
     def python(self) -> str:
         return str(self.options.python or sys.executable)
 
