@@ -20,7 +20,7 @@ PYTEST_MARKS := -m "not labextension"
 endif
 endif
 
-.PHONY: demo test install lint bench clean chromium rig-packages
+.PHONY: demo test install lint bench clean chromium rig-packages hub-proxy
 
 $(STAMP): pyproject.toml $(LABEXT)
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -44,6 +44,13 @@ rig-packages:
 	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
 	    slurm-wlm munge openssh-server openssh-client iproute2 >/dev/null; fi
 
+# JupyterHub's proxy for the hub tests (tests/hub/), from npm into build/hub
+CHP := build/hub/node_modules/.bin/configurable-http-proxy
+$(CHP):
+	mkdir -p build/hub && npm install --silent --no-audit --no-fund --prefix build/hub \
+	  configurable-http-proxy@5
+hub-proxy: $(CHP)
+
 install: $(STAMP)
 
 demo: install
@@ -52,7 +59,7 @@ demo: install
 lint: install
 	$(PY) -m ruff check lepton_nb tests benchmarks
 
-test: install lint chromium rig-packages
+test: install lint chromium rig-packages hub-proxy
 	$(PY) -m pytest tests example_notebooks --nbval-lax --nbval-kernel-name lepton -p no:cacheprovider \
 	  $(PYTEST_MARKS)
 
