@@ -8,12 +8,13 @@ from .hub import Hub, HubUnavailable, UserKernel
 
 USERS = ("alice", "bob", "carol")
 #: carol is the one the idle culler may cull, and after this many seconds without activity
-CULLED, CULL_TIMEOUT = "carol", 20
+CULLED, CULL_TIMEOUT = "carol", 10
 
 #: What a site admin sets for the team (deploy/jupyterhub/ipython_config.py, tuned for tests).
 SITE = """c.Cluster.max_ranks = 4
 c.Cluster.idle_timeout = 3600
 c.Cluster.gpus = "none"
+c.Cluster.orphan_timeout = 10
 """
 
 
