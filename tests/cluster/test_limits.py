@@ -49,7 +49,13 @@ def test_scale_is_held_to_the_limit_too(site, make_cluster):
     assert c.world_size == 1
 
 
-def test_the_magic_gives_a_usage_error_naming_the_limit(site, ip):
+@pytest.fixture
+def no_cluster(monkeypatch):
+    """Hide running clusters (the session's) from the magics for one test."""
+    monkeypatch.setattr("lepton_nb.cluster.core._started", [])
+
+
+def test_the_magic_gives_a_usage_error_naming_the_limit(site, ip, no_cluster):
     from IPython.core.error import UsageError
 
     site("c.Cluster.max_ranks = 2\n")
@@ -57,7 +63,7 @@ def test_the_magic_gives_a_usage_error_naming_the_limit(site, ip):
         ip.run_line_magic("lepton_cluster", "start -n 5 --gpus none")
 
 
-def test_an_idle_cluster_stops_itself_and_its_next_use_says_why(site, ip):
+def test_an_idle_cluster_stops_itself_and_its_next_use_says_why(site, ip, no_cluster):
     from IPython.core.error import UsageError
 
     from lepton_nb.cluster import core

@@ -31,8 +31,29 @@ def hub(tmp_path_factory):
         h.up(SITE)
     except HubUnavailable as e:
         pytest.skip(f"no JupyterHub here: {e}")
+    h.culled_processes = _leave_a_cluster_to_the_culler(h)
     yield h
     h.down()
+
+
+def _leave_a_cluster_to_the_culler(hub: Hub) -> list[int] | str:
+    """carol starts a cluster and leaves; the culler stops her server while the other tests run.
+
+    Returns every process of it (the kernel, engines, controller), or why it could not be set up.
+    """
+    from tests.support.kernels import PROCESSES
+
+    try:
+        hub.start_server(CULLED)
+        k = UserKernel(hub, CULLED, hub.token(CULLED))
+        try:
+            k.run("%lepton_cluster start -n 2")
+            procs = k.json(PROCESSES)
+            return [k.pid(), *procs["engines"], *procs["here"]]
+        finally:
+            k.close()  # then nobody uses carol's server
+    except Exception as e:  # the culling test reports it
+        return f"{type(e).__name__}: {e}"
 
 
 @pytest.fixture(scope="session")
