@@ -42,8 +42,8 @@ def cases(n: int):
     """name -> (items, per_thread, args, bytes moved, reset before each run)."""
     from numba import cuda
 
-    from lepton_nb.compress import cuda_device as D
     from lepton_nb.compress import plan
+    from lepton_nb.compress.cuda import device as D
 
     rng = np.random.default_rng(0)
     hx = rng.standard_normal(n, dtype=np.float32)

@@ -1,4 +1,4 @@
-"""numba-CUDA kernels of top-k: the twin of :mod:`.cpu_topk`.
+"""numba-CUDA kernels of top-k: the twin of :mod:`lepton_nb.compress.cpu.topk_kernels`.
 
 Compaction (candidates, then the k selected) aggregates per block: each thread
 takes a slot from a shared-memory counter, then one thread reserves the
@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from numba import cuda, int32, int64
 
-from .cuda_device import BINS, ITEMS, MAG, device, f2i, i2f
+from .device import BINS, ITEMS, MAG, device, f2i, i2f
 
 
 def gather_sample(x, pos, out):

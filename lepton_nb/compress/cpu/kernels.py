@@ -5,8 +5,16 @@ dst per thread (``numba.get_num_threads()``, passed in), int8 by quantisation
 chunk, fp16 by fixed 64-element blocks, whose constant trip count lets LLVM
 vectorise the loop. Floats are compared as int32 bit patterns of |x|
 (``& MAG``), which orders non-negative floats and puts NaN above inf, so a
-largest magnitude is an integer max. Top-k is in :mod:`.cpu_topk`;
-:mod:`.cuda_kernels` holds the CUDA twin of each kernel.
+largest magnitude is an integer max. Top-k is in :mod:`.topk_kernels`;
+:mod:`lepton_nb.compress.cuda.kernels` holds the CUDA twin of each kernel.
+
+Each encoding kernel comes in two on purpose: the plain one (``int8``, ``fp16``)
+only reads x, and the error-feedback one (``*_feedback``) forms acc = r + t,
+encodes it and leaves r = acc - decode(acc) in the same pass (per chunk or
+block, while it is in cache) instead of separate passes over the whole tensor
+for the add, the encoding and the subtraction. One body with an ``add`` flag
+would put a branch in the hot loop (LLVM then stops vectorising it) and make the
+plain path carry a dummy residual.
 """
 
 from __future__ import annotations
@@ -14,7 +22,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
-from . import halfbits
+from .. import halfbits
 
 #: Elements per block in the hot loops (constant trip count: vectorised).
 BLOCK = 64

@@ -4,7 +4,10 @@
 blocks: a vectorised integer max of the block's |x| bits, and only when it
 reaches the threshold a scalar rescan that appends (bits, index) to the
 range's own slots. :func:`select` is a radix select among the candidates.
-:mod:`.cpu` drives them as :mod:`.plan` says; :mod:`.cuda_topk` is the CUDA twin.
+:mod:`lepton_nb.compress.cpu` drives them as :mod:`lepton_nb.compress.plan` says;
+:mod:`lepton_nb.compress.cuda.topk_kernels` is the CUDA twin. As in :mod:`.kernels`,
+collecting and sampling have a plain and an error-feedback (``*_feedback``: r += t
+on the way) version, kept apart so that each hot loop stays branch-free.
 """
 
 from __future__ import annotations
@@ -12,8 +15,8 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
-from .cpu_kernels import BLOCK, MAG, f2i
-from .plan import RUN
+from ..plan import RUN
+from .kernels import BLOCK, MAG, f2i
 
 
 def chunks(numel: int, count: int) -> tuple[np.ndarray, np.ndarray]:

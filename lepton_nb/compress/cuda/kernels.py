@@ -1,12 +1,17 @@
 """numba-CUDA kernels: int8, fp16 and scatter_add, and :data:`KERNELS`, the table of all.
 
-The CUDA twin of :mod:`.cpu_kernels` (top-k is in :mod:`.cuda_topk`).
+The CUDA twin of :mod:`lepton_nb.compress.cpu.kernels` (top-k is in :mod:`.topk_kernels`).
 Grid-stride loops, float32/int32/int64 atomics and shared memory only: no
 half-precision atomics (no GPU compiles them) and no warp intrinsics (the
 simulator lacks them). Kernels are plain Python functions; :data:`KERNELS`
 lists each with its signatures, so that tests compile every one to PTX without
 a GPU and ``benchmarks/gpu_check.py`` times every one on a GPU. Importing this
 module imports numba.cuda.
+
+As on the CPU, each encoding kernel has an error-feedback twin (``*_feedback``)
+that adds t into the residual r, encodes and subtracts the decoded value in the
+same kernel; the plain one never touches a residual. They stay separate
+kernels, one per CPU kernel, so that the twins can be checked kernel by kernel.
 """
 
 from __future__ import annotations
@@ -16,7 +21,7 @@ from collections.abc import Callable
 import numpy as np
 from numba import cuda, int32
 
-from .cuda_device import (
+from .device import (
     MAG,
     SIMULATOR,
     THREADS,
@@ -28,7 +33,7 @@ from .cuda_device import (
     int8_scale,
     quantize,
 )
-from .cuda_topk import (
+from .topk_kernels import (
     collect,
     collect_feedback,
     emit,

@@ -1,7 +1,7 @@
 """The CPU and CUDA twins agree, kernel by kernel, under the CUDA simulator.
 
 Not collected on its own (no ``test_`` prefix): NUMBA_ENABLE_CUDASIM=1 must be
-set before numba.cuda is first imported, so ``test_cuda.py`` runs this file in a
+set before numba.cuda is first imported, so ``test_twin.py`` runs this file in a
 subprocess with it set. Sizes stay small and examples few: the simulator runs
 every CUDA thread as a Python thread.
 """
@@ -14,9 +14,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from lepton_nb.compress import FP16, ErrorFeedback, Int8, TopK, cuda_kernels, plan, scatter_add
+from lepton_nb.compress import FP16, ErrorFeedback, Int8, TopK, plan, scatter_add
+from lepton_nb.compress.cuda import kernels as cuda_kernels
 
-from ._arrays import assert_topk, distinct_arrays, float_arrays
+from .._arrays import assert_topk, distinct_arrays, float_arrays
 
 pytestmark = pytest.mark.skipif(
     os.environ.get("NUMBA_ENABLE_CUDASIM") != "1", reason="needs NUMBA_ENABLE_CUDASIM=1"

@@ -8,7 +8,7 @@ from hypothesis import strategies as st
 
 from lepton_nb.compress import TopK, cpu, plan
 
-from ._arrays import assert_topk, float_arrays
+from .._arrays import assert_topk, float_arrays
 
 
 def _topk(x, k):

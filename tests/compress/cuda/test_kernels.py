@@ -5,7 +5,8 @@ import inspect
 import pytest
 from numba import cuda
 
-from lepton_nb.compress import cuda_kernels, cuda_topk
+from lepton_nb.compress.cuda import kernels as cuda_kernels
+from lepton_nb.compress.cuda import topk_kernels as cuda_topk
 
 CASES = [(name, sig) for name, (_, sigs) in cuda_kernels.KERNELS.items() for sig in sigs]
 

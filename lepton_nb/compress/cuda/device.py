@@ -13,8 +13,8 @@ from collections.abc import Callable
 import numpy as np
 from numba import config, cuda
 
-from . import halfbits
-from .cpu_kernels import TINY_SCALE
+from .. import halfbits
+from ..cpu.kernels import TINY_SCALE
 
 #: Threads per block (a power of two: the int8 max is a tree reduction).
 THREADS = 256

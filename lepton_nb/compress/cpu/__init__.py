@@ -1,7 +1,7 @@
 """The CPU twin: numba kernels on host (numpy) arrays.
 
-Same functions, same arguments as :mod:`.cuda`: flat contiguous arrays, outputs
-written in place. Top-k follows :mod:`.plan`: sample a threshold, collect
+Same functions, same arguments as :mod:`lepton_nb.compress.cuda`: flat contiguous arrays, outputs
+written in place. Top-k follows :mod:`lepton_nb.compress.plan`: sample a threshold, collect
 candidates per thread chunk, select exactly k (indices come out ascending).
 """
 
@@ -12,9 +12,9 @@ from collections.abc import Callable
 import numba
 import numpy as np
 
-from . import cpu_kernels as K
-from . import cpu_topk as T
-from . import plan
+from .. import plan
+from . import kernels as K
+from . import topk_kernels as T
 
 NAME = "cpu"
 

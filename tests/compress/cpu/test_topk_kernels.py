@@ -1,6 +1,6 @@
 import numpy as np
 
-from lepton_nb.compress import cpu_topk as T
+from lepton_nb.compress.cpu import topk_kernels as T
 
 
 def test_chunks_cover_the_range_at_block_boundaries():

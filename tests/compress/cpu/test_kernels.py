@@ -1,7 +1,7 @@
 import numba
 import numpy as np
 
-from lepton_nb.compress import cpu_kernels as K
+from lepton_nb.compress.cpu import kernels as K
 
 
 def test_fp16_kernels_convert_like_numpy_with_any_tail():

@@ -1,11 +1,11 @@
-"""The CUDA twin: the same functions as :mod:`.cpu`, running :mod:`.cuda_kernels`.
+"""The CUDA twin: the same functions as :mod:`lepton_nb.compress.cpu`, running :mod:`.kernels`.
 
 Arguments are torch CUDA tensors (handed to numba without a copy through
 ``__cuda_array_interface__``) or host numpy arrays: on a GPU those are copied
 to the device and results copied back; under the simulator
 (``NUMBA_ENABLE_CUDASIM=1``) kernels run on the host arrays themselves.
 Kernels run on torch's current stream when torch tensors are involved.
-Top-k follows :mod:`.plan`; candidates and selected indices come out in no
+Top-k follows :mod:`lepton_nb.compress.plan`; candidates and selected indices come out in no
 particular order (ties at the k-th magnitude are taken in any order).
 """
 
@@ -17,10 +17,10 @@ from typing import Any
 import numpy as np
 from numba import cuda
 
-from . import cuda_device as D
-from . import plan
-from .cuda_kernels import KERNELS
-from .tensors import is_tensor
+from .. import plan
+from ..tensors import is_tensor
+from . import device as D
+from .kernels import KERNELS
 
 NAME = "cuda"
 __all__ = ["KERNELS", "NAME", "grid", "kernel", "launch"]

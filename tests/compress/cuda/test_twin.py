@@ -27,7 +27,7 @@ def test_twins_agree_under_the_cuda_simulator():
         capture_output=True,
         text=True,
         timeout=240,
-        cwd=TWINS.parents[2],
+        cwd=TWINS.parents[3],
     )
     out = run.stdout + run.stderr
     assert run.returncode == 0, out
