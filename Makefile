@@ -58,6 +58,7 @@ demo: install
 
 lint: install
 	$(PY) -m ruff check lepton_nb tests benchmarks
+	$(PY) -m mypy lepton_nb --ignore-missing-imports
 
 test: install lint chromium rig-packages hub-proxy
 	$(PY) -m pytest tests example_notebooks --nbval-lax --nbval-kernel-name lepton -p no:cacheprovider \

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from ipyparallel import error as ipp_error
 
-from ..errors import RankFailure
+from ..errors import ClusterError, RankFailure
 from .output import RankOutput
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -25,6 +25,16 @@ if TYPE_CHECKING:  # pragma: no cover
 # socket. A send on the raw DEALER socket can swallow the edge-triggered
 # notification that a reply is waiting, and the reply then sits unread
 # (seen in a kernel as a cell that never finishes).
+#
+# ipyparallel has no public call that sends one request to one engine with a
+# per-message hook, so this module does what DirectView does inside: it takes the
+# engine's identity from Client._build_targets and sends on Client._mux_stream.
+# pyproject.toml pins ipyparallel to the minor versions this is tested with, and
+# check_client() names what is missing if a release ever changes it.
+
+#: The ipyparallel releases whose private API this module uses (pinned in pyproject.toml).
+TESTED_IPYPARALLEL = ">=9.2,<9.3"
+_PRIVATE_API = ("_build_targets", "_mux_stream")
 
 #: Seconds to wait for a finished rank's trailing output before giving up on it.
 OUTPUT_GRACE_S = 5.0
@@ -37,6 +47,19 @@ class JobOutcome:
     results: dict[int, Any] = field(default_factory=dict)
     failures: dict[int, RankFailure] = field(default_factory=dict)
     pending: list[int] = field(default_factory=list)
+
+
+def check_client(client: Client) -> None:
+    """Raise ClusterError, naming the missing ipyparallel attribute, if ``client`` lacks one."""
+    missing = [name for name in _PRIVATE_API if not hasattr(client, name)]
+    if missing:
+        import ipyparallel
+
+        raise ClusterError(
+            f"lepton_nb needs ipyparallel{TESTED_IPYPARALLEL}: this ipyparallel "
+            f"{ipyparallel.__version__} has no Client.{', Client.'.join(missing)}; "
+            f"install a tested release: pip install 'ipyparallel{TESTED_IPYPARALLEL}'"
+        )
 
 
 def failure_from(rank: int, value: Any) -> RankFailure | None:
@@ -56,6 +79,7 @@ class Job:
     """Messages in flight to ranks, with their output relayed through a :class:`RankOutput`."""
 
     def __init__(self, client: Client, output: RankOutput | None = None) -> None:
+        check_client(client)
         self.client = client
         self.output = output
         self.events: queue.SimpleQueue = output.events if output else queue.SimpleQueue()
@@ -123,7 +147,7 @@ class Job:
         for rank, future in earlier.futures.items():
             if rank not in self.futures:
                 self.futures[rank] = future
-                if rank in earlier._running:
+                if rank in earlier.running:
                     self._running.add(rank)
         return self
 

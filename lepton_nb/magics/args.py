@@ -6,7 +6,6 @@ nothing and loses nothing.
 
 from __future__ import annotations
 
-import keyword
 import re
 import shlex
 from dataclasses import dataclass, field
@@ -16,6 +15,7 @@ from IPython.core.magic_arguments import argument, magic_arguments, parse_argstr
 
 from ..cluster.placement import check_gpus_exist, parse_gpus
 from ..cluster.rankspec import parse_ranks
+from ..names import is_name
 
 ACTIONS = ("start", "status", "scale", "restart", "stop")
 
@@ -272,7 +272,7 @@ def parse_distributed_line(
     if args.gather is not None:
         for name in str(args.gather).split(","):
             name = name.strip()
-            if not name.isidentifier() or keyword.iskeyword(name):
+            if not is_name(name):
                 raise UsageError(BAD_GATHER.format(name=name))
             gather.append(name)
     backend = str(args.backend).strip().lower()
@@ -331,7 +331,7 @@ def parse_push_line(line: str, namespace: dict, world_size: int) -> PushCommand:
     if not args.names:
         raise UsageError(MISSING_NAMES)
     for name in args.names:
-        if not name.isidentifier() or keyword.iskeyword(name):
+        if not is_name(name):
             raise UsageError(BAD_NAME.format(name=name, usage=PUSH_USAGE))
         if name not in namespace:
             raise UsageError(UNDEFINED_NAME.format(name=name))
@@ -347,7 +347,7 @@ def parse_pull_line(line: str, world_size: int) -> tuple[str, int]:
     args = _parse(pull_args, line, PULL_USAGE)
     if args.name is None:
         raise UsageError("Name what to pull, e.g.: %lepton_pull x --rank 0")
-    if not args.name.isidentifier() or keyword.iskeyword(args.name):
+    if not is_name(args.name):
         raise UsageError(BAD_NAME.format(name=args.name, usage=PULL_USAGE))
     try:
         rank = int(str(args.rank).strip())

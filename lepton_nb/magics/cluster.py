@@ -13,6 +13,7 @@ from ..cluster import NO_CLUSTER, Cluster, get_cluster
 from ..cluster.core import idle_stopped
 from ..errors import ClusterError
 from .args import cluster_args, distributed_args, parse_cluster_line, parse_distributed_line
+from .shell import user_namespace
 
 ALREADY_RUNNING = (
     "A cluster is already running ({n} ranks). Resize it with: %lepton_cluster scale N, "
@@ -100,7 +101,7 @@ class LeptonMagics(Magics):
             stream=opts.stream,
             backend=opts.backend,
         )
-        self.shell.user_ns.update(gathered)
+        user_namespace(self.shell).update(gathered)
 
     lepton_cluster.__doc__ = cluster_args.__doc__
     lepton_distributed.__doc__ = distributed_args.__doc__

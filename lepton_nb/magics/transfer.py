@@ -8,6 +8,7 @@ from IPython.core.magic import Magics, line_magic, magics_class
 
 from .args import parse_pull_line, parse_push_line, pull_args, push_args
 from .cluster import running_cluster
+from .shell import user_namespace
 
 
 @magics_class
@@ -17,8 +18,9 @@ class TransferMagics(Magics):
     @line_magic
     def lepton_push(self, line: str) -> Any:
         cluster = running_cluster()
-        cmd = parse_push_line(line, self.shell.user_ns, cluster.world_size)
-        values = {name: self.shell.user_ns[name] for name in cmd.names}
+        namespace = user_namespace(self.shell)
+        cmd = parse_push_line(line, namespace, cluster.world_size)
+        values = {name: namespace[name] for name in cmd.names}
         future = cluster.push(values, ranks=cmd.ranks, block=cmd.block)
         return future  # None when blocking; a PushFuture with --noblock
 
@@ -26,7 +28,7 @@ class TransferMagics(Magics):
     def lepton_pull(self, line: str) -> None:
         cluster = running_cluster()
         name, rank = parse_pull_line(line, cluster.world_size)
-        self.shell.user_ns[name] = cluster.pull(name, rank)
+        user_namespace(self.shell)[name] = cluster.pull(name, rank)
 
     lepton_push.__doc__ = push_args.__doc__
     lepton_pull.__doc__ = pull_args.__doc__

@@ -32,6 +32,11 @@ def _array(value: Any) -> np.ndarray | None:
     return None
 
 
+def _numpy(value: Any) -> np.ndarray:
+    found = _array(value)
+    return found if found is not None else np.asarray(value)
+
+
 def as_arrays(dataset: Any, name: str = "train_dataset") -> tuple[np.ndarray, np.ndarray]:
     """``(X, y)`` as numpy arrays (no copy for CPU tensors and arrays); TypeError/ValueError."""
     if isinstance(dataset, tuple):
@@ -65,9 +70,8 @@ def _from_dataset(dataset: Any, name: str) -> tuple[np.ndarray, np.ndarray]:
         item = dataset[i]
         if not isinstance(item, (tuple, list)) or len(item) != 2:
             raise TypeError(f"{name}[{i}] must be an (x, y) pair, got {type(item).__name__}")
-        x, y = _array(item[0]), item[1]
-        xs.append(x if x is not None else np.asarray(item[0]))
-        ys.append(_array(y) if _array(y) is not None else np.asarray(y))
+        xs.append(_numpy(item[0]))
+        ys.append(_numpy(item[1]))
     if not xs:
         raise ValueError(EMPTY.format(name=name))
     return np.stack(xs), np.stack(ys)

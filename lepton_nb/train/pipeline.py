@@ -98,6 +98,7 @@ class Pipeline:
             else:
                 out.backward(self._recv(self.rank + 1))
             if not self.first:
+                assert inp.grad is not None  # what this stage received requires grad
                 self._send(inp.grad, self.rank - 1)
         if self.optimizer is not None:
             self.optimizer.step()

@@ -38,9 +38,15 @@ def setup(config: dict[str, Any]) -> int:
         raise TypeError(f"the pushed model is a {type(model).__name__}, not an nn.Module")
     device = _device()
     model.to(device)
-    cls = Pipeline if config["strategy"] == "pipeline" else DataParallel
+    strategy: Pipeline | DataParallel
+    if config["strategy"] == "pipeline":
+        if not isinstance(model, torch.nn.Sequential):  # the Trainer checked this before sending
+            raise TypeError(f"pipeline parallel splits an nn.Sequential, not a {type(model).__name__}")
+        strategy = Pipeline(model, config)
+    else:
+        strategy = DataParallel(model, config)
     _session.clear()
-    _session.update(config=config, strategy=cls(model, config), checksums=[], device=device)
+    _session.update(config=config, strategy=strategy, checksums=[], device=device)
     return sum(p.numel() for p in model.parameters())
 
 

@@ -61,7 +61,7 @@ def _unpack(chunks: list[bytes], out: np.ndarray) -> None:
         if not chunk:
             continue
         n = blosc2.get_cbuffer_sizes(chunk)[0]
-        blosc2.decompress2(chunk, dst=memoryview(out[pos : pos + n]))
+        blosc2.decompress2(chunk, dst=out[pos : pos + n].data)
         pos += n
     if pos != out.size:
         raise ValueError(f"corrupt payload: {pos} bytes decompressed, {out.size} expected")

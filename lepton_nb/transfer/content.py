@@ -62,7 +62,7 @@ PARALLEL_HASH_BYTES = 64 << 20
 
 def content_key(arr: np.ndarray, kind: str) -> str:
     """xxh3-128 over the kind, dtype, shape and the xxh3-128 of the bytes of a contiguous array."""
-    data = memoryview(arr.reshape(-1)).cast("B") if arr.nbytes else memoryview(b"")
+    data = arr.reshape(-1).data.cast("B") if arr.nbytes else memoryview(b"")
     if len(data) >= PARALLEL_HASH_BYTES:
         half = len(data) // 2
         digests: list[bytes] = [b"", b""]

@@ -11,7 +11,6 @@ holds intact (it reports so while the notebook hashes), is not sent at all.
 
 from __future__ import annotations
 
-import keyword
 import threading
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -22,6 +21,7 @@ from tqdm.auto import tqdm
 from ..cluster.job import Job
 from ..errors import RemoteError
 from ..links import NOTEBOOK, LinkCounter
+from ..names import is_name
 from . import hosts, receive, segment
 from .channel import DataChannel
 from .codec import check_codec, detach, encode, payload_bytes
@@ -166,7 +166,7 @@ class Transfer:
     def wait_sent(self, timeout: float | None = None) -> None:
         """Block until earlier non-blocking pushes are on the wire (ordering before later work)."""
         for fut in list(self._pending):
-            fut._sent.wait(timeout)
+            fut.wait_sent(timeout)
         self._pending = [f for f in self._pending if not f.done()]
 
     def settle(self, timeout: float | None = None) -> None:
@@ -192,7 +192,7 @@ class Transfer:
     @staticmethod
     def _check_names(values: dict[str, Any]) -> None:
         for name in values:
-            if not isinstance(name, str) or not name.isidentifier() or keyword.iskeyword(name):
+            if not is_name(name):
                 raise ValueError(f"{name!r} is not a Python name to bind on the ranks")
 
     def _check_picklable(self, per_rank: dict[int, dict[str, Any]]) -> None:
@@ -240,9 +240,9 @@ class Transfer:
         try:
             with self.cluster.activity():
                 self._round(fut, per_rank, codec)
-            fut._finish()
+            fut.set_result()
         except BaseException as e:
-            fut._finish(e)
+            fut.set_exception(e)
 
     def _round(self, fut: PushFuture, per_rank: dict[int, dict[str, Any]], codec: str) -> None:
         table = self.cluster.ranks
@@ -308,8 +308,9 @@ class Transfer:
             if rnd.local:
                 order = list(rnd.local)
                 parts = [rnd.local[i].arr for i in order]
-                offsets, size = segment.layout(parts)
+                offsets, size = segment.layout([p.nbytes for p in parts])
                 seg = self.spare.take(size) or segment.allocate(size, self.shm_dir, self.spill_dir)
+                assert seg is not None  # allocate spills rather than give none
                 segments.append(seg)
                 segment.write(seg, parts, offsets)
                 where = dict(zip(order, offsets))
@@ -333,17 +334,19 @@ class Transfer:
                 unpacked = {c.host: (job.outcome().results.get(c.leader) or {}).get(c.host)
                             for c in copies}  # fmt: skip
                 for c in copies:
-                    where = unpacked[c.host]
-                    for r, name, vid in c.peers() if where else []:
+                    found = unpacked[c.host]
+                    if not found:
+                        continue
+                    for r, name, vid in c.peers():
                         info = rnd.remote[vid]
                         self.links.add(NOTEBOOK, r, info.arr.nbytes)  # what the rank maps
-                        rnd.ops[r].append(("shared", name, info.key, where["path"],
-                                           where["offsets"][str(vid)], info.meta))  # fmt: skip
+                        rnd.ops[r].append(("shared", name, info.key, found["path"],
+                                           found["offsets"][str(vid)], info.meta))  # fmt: skip
                 second = self._send({r: rnd.ops[r] for r in peers}, timeout, job)
-                self._release({c.leader: where["token"] for c in copies
-                               if (where := unpacked[c.host])})  # fmt: skip
+                self._release({c.leader: found["token"] for c in copies
+                               if (found := unpacked[c.host])})  # fmt: skip
                 job = second
-            fut._sent.set()
+            fut.set_sent()
         finally:
             for seg in segments:  # every rank has mapped it (or failed): let it go
                 seg.release_name()
@@ -364,20 +367,22 @@ class Transfer:
 
     def _send(self, ops: dict[int, list[tuple]], timeout: float, before: Job | None = None) -> Job:
         """Send each rank its operations and wait; the job's outcome includes ``before``'s."""
-        busy = {r: detach(o) for r, o in ops.items() if o}  # ranks that need anything
+        # each rank that needs anything: its operations, and their buffers (or a ticket for them)
+        busy: dict[int, tuple[list[tuple], Any]] = {r: detach(o) for r, o in ops.items() if o}
         tickets: dict[int, list[str]] = {}
-        if self._channel is not None:  # the bytes go straight to the ranks, not via the controller
+        channel = self._channel
+        if channel is not None:  # the bytes go straight to the ranks, not via the controller
             for r, (o, blobs) in list(busy.items()):
                 if blobs:
-                    ticket = self._channel.offer(blobs)
+                    ticket = channel.offer(blobs)
                     tickets[r] = [ticket["token"]]
                     busy[r] = (o, ticket)
         job = Job(self.cluster.client)
         if busy:
             job.apply(self.cluster.engines(list(busy)), receive.receive,
                       args_by_rank=busy)  # fmt: skip
-            if tickets:
-                self._channel.serve(tickets, timeout, lambda: set(job.pump()))
+            if channel is not None and tickets:
+                channel.serve(tickets, timeout, lambda: set(job.pump()))
             if not job.wait(timeout):
                 raise TimeoutError(
                     f"rank(s) {job.running} did not bind the pushed values within {timeout:.0f} s"

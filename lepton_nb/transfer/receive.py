@@ -52,7 +52,7 @@ def receive(ops: list[tuple], blobs: Any = None) -> dict[str, Any] | None:
         blobs = channel.fetch(blobs)
     blobs = blobs or []
     ns = _namespace()
-    retired = []  # values replaced here; freeing a big mapping takes a while
+    retired: list[Any] = []  # values replaced here; freeing a big mapping takes a while
     answer: dict[str, Any] = {}
     for op in ops:
         kind, name = op[0], op[1]
@@ -100,7 +100,7 @@ def _unpack(
     """
     import numpy as np
 
-    offsets, size = segment.layout([meta for _, _, _, meta in items])
+    offsets, size = segment.layout([meta.nbytes for _, _, _, meta in items])
     seg = segment.allocate(size)
     assert seg is not None and seg.view is not None
     where: dict[str, int] = {}

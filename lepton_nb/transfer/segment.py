@@ -142,12 +142,12 @@ def allocate(
     return _allocate_in(folder, size, True)
 
 
-def layout(parts: list[np.ndarray]) -> tuple[list[int], int]:
-    """Page-aligned offsets for ``parts`` and the total size."""
+def layout(sizes: list[int]) -> tuple[list[int], int]:
+    """Page-aligned offsets for parts of ``sizes`` bytes, and the total size."""
     offsets, size = [], 0
-    for p in parts:
+    for n in sizes:
         offsets.append(size)
-        size += aligned(p.nbytes)
+        size += aligned(n)
     return offsets, max(size, PAGE)
 
 
@@ -162,7 +162,11 @@ def write(seg: Segment, parts: list[np.ndarray], offsets: list[int]) -> None:
         src = arr.reshape(-1).view(np.uint8)
         half = arr.nbytes // 2
         jobs += [(dst[:half], src[:half]), (dst[half:], src[half:])]
-    helper = threading.Thread(target=lambda: [np.copyto(d, s) for d, s in jobs[1::2]])
+    def copy_odd() -> None:
+        for d, s in jobs[1::2]:
+            np.copyto(d, s)
+
+    helper = threading.Thread(target=copy_odd)
     helper.start()
     for d, s in jobs[0::2]:
         np.copyto(d, s)

@@ -9,7 +9,7 @@ from lepton_nb.transfer import SpillWarning, segment
 
 
 def _segment_with(parts, **kw):
-    offsets, size = segment.layout(parts)
+    offsets, size = segment.layout([p.nbytes for p in parts])
     seg = segment.allocate(size, **kw)
     segment.write(seg, parts, offsets)
     return seg, offsets
