@@ -18,13 +18,16 @@ broadcast back. Each byte sent is counted in :mod:`lepton_nb.links`.
 from __future__ import annotations
 
 from collections.abc import Callable, Hashable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 import torch.distributed as dist
 
 from . import links
 from .topology import Plan, Topology, discover
+
+if TYPE_CHECKING:  # pragma: no cover - compress loads when a compressor is made, not here
+    from .compress import Codec, Payload
 
 OPS = ("sum", "mean")
 
@@ -42,8 +45,8 @@ class _Route:
 
     def __init__(self, topology: Topology) -> None:
         self.topology = topology
-        self.host_groups: dict[str, Any] = {}
-        self.leader_group: Any = None
+        self.host_groups: dict[str, dist.ProcessGroup | None] = {}
+        self.leader_group: dist.ProcessGroup | None = None
         hosts = topology.hosts()
         if len(hosts) > 1:  # every rank creates every subgroup, in the same order
             for host, members in hosts.items():
@@ -74,7 +77,7 @@ def _route() -> _Route:
 
 def allreduce(
     t: torch.Tensor,
-    compressor: Any = None,
+    compressor: Codec | None = None,
     op: str = "sum",
     *,
     key: Hashable | None = None,
@@ -82,9 +85,10 @@ def allreduce(
 ) -> torch.Tensor:
     """Reduce ``t`` in place across every rank and return it.
 
-    ``compressor``: None, or a compressor from :mod:`lepton_nb.compress`
-    (``TopK``, ``Int8``, ``FP16``, or one wrapped in ``ErrorFeedback``, whose
-    residual is kept under ``key``; by default the tensor's storage). It is
+    ``compressor``: None, or a :class:`~lepton_nb.compress.Codec`: a compressor
+    from :mod:`lepton_nb.compress` (``TopK``, ``Int8``, ``FP16``, or one wrapped
+    in ``ErrorFeedback``, whose residual is kept under ``key``; by default the
+    tensor's storage). It is
     applied on the plan's links whose class is in ``compress_links`` (default
     :data:`lepton_nb.topology.COMPRESS_LINKS`: all but NVLink).
     ``op``: ``"sum"`` or ``"mean"``. The result is identical on every rank.
@@ -100,7 +104,7 @@ def allreduce(
     _last["plan"] = plan
     world = dist.get_world_size()
     if world > 1:
-        if not plan.compress:
+        if compressor is None or not plan.compress:
             _plain(t, world)
         elif plan.hierarchical:
             _hierarchical(t, compressor, key, plan, route)
@@ -111,7 +115,9 @@ def allreduce(
     return t
 
 
-def comm_hook(compressor: Any = None) -> Callable[[Any, Any], torch.futures.Future]:
+def comm_hook(
+    compressor: Codec | None = None,
+) -> Callable[[Any, dist.GradBucket], torch.futures.Future[torch.Tensor]]:
     """A DDP communication hook that averages each gradient bucket with :func:`allreduce`.
 
     ``model.register_comm_hook(None, comm_hook(ErrorFeedback(TopK(0.01))))``;
@@ -122,7 +128,7 @@ def comm_hook(compressor: Any = None) -> Callable[[Any, Any], torch.futures.Futu
     def hook(state, bucket):  # noqa: ANN001, ANN202
         buf = bucket.buffer()
         allreduce(buf, compressor, op="mean", key=("ddp-bucket", bucket.index()))
-        fut: torch.futures.Future = torch.futures.Future()
+        fut: torch.futures.Future[torch.Tensor] = torch.futures.Future()
         fut.set_result(buf)
         return fut
 
@@ -151,10 +157,10 @@ def _bucket(link: str) -> int:
 
 def _compressed(
     t: torch.Tensor,
-    compressor: Any,
+    compressor: Codec,
     key: Hashable | None,
     ring: list[int],
-    group: Any,
+    group: dist.ProcessGroup | None,
     bucket: int,
 ) -> None:
     """All-gather every member's payloads around ``ring``; each sums them in rank order.
@@ -168,7 +174,7 @@ def _compressed(
     exchanges = []
     for i, lo in enumerate(range(0, flat.numel(), bucket)):
         part = flat[lo : lo + bucket]
-        payload = _compress(part, compressor, key if lo == 0 else (key, i))
+        payload = compressor.compress(part, key if lo == 0 else (key, i))
         exchanges.append(_RingExchange(payload, ring, group, tag=i))
         for ex in exchanges[:-1]:
             ex.advance(block=False)
@@ -190,7 +196,7 @@ def _compressed(
         t.copy_(flat.view(t.shape))
 
 
-def _early(payload: Any, order: list[int], me: int) -> int | None:
+def _early(payload: Payload, order: list[int], me: int) -> int | None:
     """``me`` if our payload can be summed before the others' without changing the result.
 
     Sums run in rank order so every rank gets the same bits. Ours may go first when it
@@ -205,18 +211,20 @@ def _early(payload: Any, order: list[int], me: int) -> int | None:
 class _RingExchange:
     """One payload's all-gather around a ring, advanced step by step without blocking."""
 
-    def __init__(self, payload: Any, ring: list[int], group: Any, tag: int) -> None:
+    def __init__(
+        self, payload: Payload, ring: list[int], group: dist.ProcessGroup | None, tag: int
+    ) -> None:
         self.payload = payload
         self.ring, self.group, self.tag = ring, group, tag
         self.me = dist.get_rank()
         self.pos = ring.index(self.me)
         self.next = ring[(self.pos + 1) % len(ring)]
         self.prev = ring[(self.pos - 1) % len(ring)]
-        mine = payload.tensor()
+        self.mine = payload.tensor()
         self.held: list[torch.Tensor | None] = [None] * len(ring)
-        self.held[self.pos] = mine
+        self.held[self.pos] = self.mine
         self.step = 0
-        self.works: list[Any] = []
+        self.works: list[dist.Work] = []
         self._start_step()
 
     def _start_step(self) -> None:
@@ -225,11 +233,13 @@ class _RingExchange:
             self.works = []
             return
         send, recv = (self.pos - self.step) % m, (self.pos - self.step - 1) % m
-        self.held[recv] = torch.empty_like(self.held[self.pos])
+        outgoing = self.held[send]
+        assert outgoing is not None  # ours at step 0, else received in the step before
+        incoming = self.held[recv] = torch.empty_like(self.mine)
         tag = self.tag * m + self.step
         ops = [
-            dist.P2POp(dist.isend, self.held[send], self.next, self.group, tag),
-            dist.P2POp(dist.irecv, self.held[recv], self.prev, self.group, tag),
+            dist.P2POp(dist.isend, outgoing, self.next, self.group, tag),
+            dist.P2POp(dist.irecv, incoming, self.prev, self.group, tag),
         ]
         self.works = dist.batch_isend_irecv(ops)
         links.count(self.me, self.next, self.payload.nbytes)
@@ -245,15 +255,17 @@ class _RingExchange:
             self._start_step()
 
     def finish(self) -> None:
+        """Run the remaining ring steps to the end."""
         self.advance(block=True)
 
-    def payload_of(self, member: int) -> Any:
+    def payload_of(self, member: int) -> Payload:
+        """The payload ``member`` sent (after :meth:`finish`)."""
         i = self.ring.index(member)
         return self.payload if i == self.pos else self.payload.like(self.held[i])
 
 
 def _hierarchical(
-    t: torch.Tensor, compressor: Any, key: Hashable | None, plan: Plan, route: _Route
+    t: torch.Tensor, compressor: Codec, key: Hashable | None, plan: Plan, route: _Route
 ) -> None:
     """Reduce within each host, exchange compressed between the leaders, broadcast back."""
     me = dist.get_rank()
@@ -273,9 +285,3 @@ def _hierarchical(
         if me == leader:
             for m in members[1:]:
                 links.count(me, m, t.nbytes)
-
-
-def _compress(t: torch.Tensor, compressor: Any, key: Hashable) -> Any:
-    if hasattr(compressor, "residuals"):  # ErrorFeedback: compress(t, key)
-        return compressor.compress(t, key)
-    return compressor.compress(t)

@@ -22,10 +22,16 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from . import _nvml
 from .engine import identity, state
+
+if TYPE_CHECKING:  # pragma: no cover
+    from IPython.lib.pretty import PrettyPrinter
+
+    from .cluster.core import Cluster
+    from .compress import Codec
 
 #: Link classes, fastest first.
 LINK_CLASSES: tuple[str, ...] = ("nvlink", "pcie", "shm", "sys", "network")
@@ -62,7 +68,8 @@ def describe() -> RankInfo:
             rank = dist.get_rank()
     except ImportError:  # pragma: no cover - torch is a dependency
         pass
-    device, bus, links = "cpu", None, ()
+    device, bus = "cpu", None
+    links: tuple[tuple[str, str], ...] = ()
     if os.environ.get("CUDA_VISIBLE_DEVICES", None) != "":
         device, bus, links = _gpu_description()
     return RankInfo(rank, identity.host_name(), device, _socket(), bus, links)
@@ -90,7 +97,10 @@ def _gpu_description() -> tuple[str, str | None, tuple[tuple[str, str], ...]]:
         if not torch.cuda.is_available():
             return "cpu", None, ()
         props = torch.cuda.get_device_properties(0)
-        bus = f"{props.pci_domain_id:08x}:{props.pci_bus_id:02x}:{props.pci_device_id:02x}.0"
+        # torch has the pci_* properties (2.4 and later) but its stub does not list them
+        domain, bus_id = props.pci_domain_id, props.pci_bus_id  # type: ignore[attr-defined]
+        slot = props.pci_device_id  # type: ignore[attr-defined]
+        bus = f"{domain:08x}:{bus_id:02x}:{slot:02x}.0"
     except Exception:
         return "cpu", None, ()
     return "cuda:0", bus.upper(), _nvml_links(bus)
@@ -152,7 +162,7 @@ class Plan:
             )
         return f"flat ring {self.ring} over {self.ring_link}, {how}"
 
-    def _repr_pretty_(self, p: Any, cycle: bool) -> None:
+    def _repr_pretty_(self, p: PrettyPrinter, cycle: bool) -> None:
         p.text(str(self))
 
 
@@ -222,8 +232,14 @@ class Topology:
         classes = [self.link(order[i], order[(i + 1) % n]) for i in range(n)] if n > 1 else []
         return max(classes, key=LINK_CLASSES.index) if classes else "shm"
 
-    def plan(self, compressor: Any = None, compress_links: frozenset[str] | None = None) -> Plan:
-        """How an allreduce runs here: flat or hierarchical, compressed on which link."""
+    def plan(
+        self, compressor: Codec | None = None, compress_links: frozenset[str] | None = None
+    ) -> Plan:
+        """How an allreduce runs here: flat or hierarchical, compressed on which link.
+
+        ``compressor`` is only named in the plan (its repr); ``compress_links``
+        defaults to :data:`COMPRESS_LINKS`.
+        """
         compress_links = COMPRESS_LINKS if compress_links is None else frozenset(compress_links)
         ring = self.ring()
         groups = {h: [r for r in ring if r in members] for h, members in self.hosts().items()}
@@ -250,7 +266,7 @@ class Topology:
         lines.append(f"  ring: {self.ring()}")
         return "\n".join(lines)
 
-    def _repr_pretty_(self, p: Any, cycle: bool) -> None:
+    def _repr_pretty_(self, p: PrettyPrinter, cycle: bool) -> None:
         p.text(str(self))
 
 
@@ -267,7 +283,7 @@ def _classify(a: RankInfo, b: RankInfo) -> str:
     return "shm"
 
 
-def discover(cluster: Any = None) -> Topology:
+def discover(cluster: Cluster | None = None) -> Topology:
     """The topology of a cluster's ranks.
 
     In the notebook: of ``cluster`` (default: the running cluster). On a rank,

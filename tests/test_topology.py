@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from lepton_nb.compress import ErrorFeedback, TopK
 from lepton_nb.topology import COMPRESS_LINKS, RankInfo, Topology, describe, discover
 
 
@@ -19,10 +20,10 @@ def test_one_host_cpu_ranks_share_memory_and_plan_flat():
     topo = Topology.from_ranks([_cpu(1, "a"), _cpu(0, "a")])
     assert [i.rank for i in topo.ranks] == [0, 1]
     assert topo.link(0, 1) == topo.link(1, 0) == "shm"
-    plan = topo.plan("TopK(0.01)")
+    plan = topo.plan(TopK(0.01))
     assert not plan.hierarchical and plan.ring == [0, 1] and plan.ring_link == "shm"
-    assert plan.compress
-    assert "flat ring [0, 1] over shm, compressed with 'TopK(0.01)'" in str(plan)
+    assert plan.compress and plan.compressor == repr(TopK(0.01))
+    assert f"flat ring [0, 1] over shm, compressed with {TopK(0.01)!r}" in str(plan)
     assert not topo.plan(None).compress
     assert "uncompressed (no compressor)" in str(topo.plan(None))
 
@@ -46,7 +47,7 @@ def test_ring_keeps_hosts_together_and_crosses_the_network_twice():
 
 def test_spanning_hosts_gives_a_hierarchical_plan_compressed_across_hosts():
     topo = Topology.from_ranks([_cpu(r, h) for r, h in enumerate(["a", "b", "a", "b"])])
-    plan = topo.plan("EF(TopK)")
+    plan = topo.plan(ErrorFeedback(TopK(0.01)))
     assert plan.hierarchical
     assert plan.groups == {"a": [0, 2], "b": [1, 3]} and plan.leaders == [0, 1]
     assert plan.ring_link == "network" and plan.compress
@@ -54,7 +55,7 @@ def test_spanning_hosts_gives_a_hierarchical_plan_compressed_across_hosts():
     assert "reduce within each host" in text and "between leaders [0, 1] over network" in text
     assert "broadcast from each leader" in text
     # the link choice is the caller's: no compression across hosts if asked so
-    assert not topo.plan("EF(TopK)", compress_links=frozenset({"shm"})).compress
+    assert not topo.plan(ErrorFeedback(TopK(0.01)), compress_links=frozenset({"shm"})).compress
 
 
 def test_gpu_ring_follows_nvlink_and_skips_compression_there():
@@ -72,8 +73,8 @@ def test_gpu_ring_follows_nvlink_and_skips_compression_there():
     assert ring == [0, 2, 1, 3]
     assert topo.slowest(ring) == "nvlink"
     assert "nvlink" not in COMPRESS_LINKS
-    assert not topo.plan("TopK(0.01)").compress  # compression rarely pays on NVLink
-    assert topo.plan("TopK(0.01)", compress_links=frozenset({"nvlink"})).compress
+    assert not topo.plan(TopK(0.01)).compress  # compression rarely pays on NVLink
+    assert topo.plan(TopK(0.01), compress_links=frozenset({"nvlink"})).compress
 
 
 def test_a_rank_has_no_link_to_itself():

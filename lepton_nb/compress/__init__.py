@@ -10,6 +10,10 @@ Usage::
     ef = ErrorFeedback(TopK(0.01))
     ef.compress(t, "layer1.weight")  # sends C(t + residual); keeps what it dropped
 
+Every compressor is a :class:`Codec` (``compress(t, key)``, ``decompress``,
+``accumulate``, ``payload_nbytes``); the error-feedback ones are also
+:class:`FeedbackCodec` (residuals per key, ``state_dict``).
+
 ``backend="auto"`` runs CUDA tensors on the CUDA twin (:mod:`.cuda`) and host
 data on the CPU twin (:mod:`.cpu`). Importing this package loads neither numba
 nor numba.cuda; each twin loads, and its kernels compile, on first use.
@@ -21,12 +25,15 @@ from .compressors import FP16, Compressor, Int8, TopK
 from .feedback import ErrorFeedback
 from .momentum import MomentumCorrection
 from .payload import Field, Payload
+from .protocol import Codec, FeedbackCodec
 from .scatter import scatter_add
 
 __all__ = [
     "FP16",
+    "Codec",
     "Compressor",
     "ErrorFeedback",
+    "FeedbackCodec",
     "Field",
     "Int8",
     "MomentumCorrection",

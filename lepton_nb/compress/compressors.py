@@ -10,9 +10,10 @@ temporary), ``layout(shape, dtype)`` (an empty payload of the right size) and
 from __future__ import annotations
 
 import math
+from collections.abc import Hashable
 from numbers import Real
 from types import ModuleType
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
@@ -22,13 +23,22 @@ from .indices import index_dtype, is_narrow, narrow, wide_like, widen
 from .payload import Field, Payload, allocate, layout_nbytes
 from .tensors import check_float_out, empty, flatten, host, is_tensor, on_cuda, restore, zeros
 
+if TYPE_CHECKING:  # pragma: no cover
+    import torch
+
+    from .tensors import DType
+
 BAD_RATIO = "ratio must be a number in (0, 1], got {ratio!r}"
 BAD_CHUNK = "chunk must be a positive integer, got {chunk!r}"
 WRONG_CODEC = "{name} cannot decode a {codec!r} payload"
 
 
 class Compressor:
-    """Base of the codecs; ``backend`` is ``"auto"``, ``"cpu"`` or ``"cuda"``."""
+    """Base of the codecs; ``backend`` is ``"auto"``, ``"cpu"`` or ``"cuda"``.
+
+    Each is a :class:`~.protocol.Codec`, stateless: wrap one in
+    :class:`~.feedback.ErrorFeedback` to carry its error into the next step.
+    """
 
     codec: ClassVar[str]
     #: Whether decoding only writes some elements (so the output starts zeroed).
@@ -49,7 +59,9 @@ class Compressor:
         """Bytes of the payload of any tensor of ``numel`` elements."""
         return layout_nbytes(self.fields(numel))
 
-    def layout(self, shape: tuple[int, ...], dtype: Any, device: Any = None) -> Payload:
+    def layout(
+        self, shape: tuple[int, ...], dtype: DType, device: torch.device | None = None
+    ) -> Payload:
         """An empty (uninitialised) payload for a tensor of ``shape`` and ``dtype``.
 
         Its buffer is numpy, or a torch uint8 tensor on ``device`` when given.
@@ -61,8 +73,12 @@ class Compressor:
 
     empty = layout
 
-    def compress(self, t: Any) -> Payload:
-        """Compress ``t`` (numpy array or torch tensor of floats, any shape)."""
+    def compress(self, t: Any, key: Hashable | None = None) -> Payload:
+        """Compress ``t`` (numpy array or torch tensor of floats, any shape).
+
+        ``key`` is there for the call shape every :class:`~.protocol.Codec` shares
+        and is ignored: a plain codec keeps nothing between calls.
+        """
         flat = flatten(t)
         p = self.layout(flat.shape, flat.dtype, flat.device)
         self.encode(self.twin(flat.device is not None), flat.data, arrays(p))
@@ -82,7 +98,7 @@ class Compressor:
         flat = check_float_out(out, p.numel)
         self.expand(self.twin(p.on_cuda or on_cuda(out)), p, flat, add=True)
 
-    def check(self, p: Any) -> None:
+    def check(self, p: object) -> None:
         """Raise unless ``p`` is a payload of this codec."""
         if not isinstance(p, Payload) or p.codec != self.codec:
             codec = p.codec if isinstance(p, Payload) else type(p).__name__

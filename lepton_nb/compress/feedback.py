@@ -10,13 +10,18 @@ at the k sent positions; int8 and fp16 quantise and subtract in the same pass.
 from __future__ import annotations
 
 from collections.abc import Hashable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from .compressors import Compressor, arrays
 from .payload import Payload
 from .tensors import flatten, is_tensor, torch_module
+
+if TYPE_CHECKING:  # pragma: no cover
+    import torch
+
+    from .tensors import DType
 
 NOT_A_COMPRESSOR = "ErrorFeedback wraps a TopK, Int8 or FP16 compressor, got {type}"
 
@@ -26,7 +31,8 @@ class ErrorFeedback:
 
     Residuals are kept per ``key`` (e.g. a parameter name), float32, with the
     shape, kind (numpy or torch) and device of the tensor last compressed under
-    that key; one whose shape no longer matches starts again from zeros.
+    that key; one whose shape no longer matches starts again from zeros. A
+    :class:`~.protocol.FeedbackCodec`: ``state_dict`` saves the residuals.
     """
 
     def __init__(self, compressor: Compressor) -> None:
@@ -76,7 +82,9 @@ class ErrorFeedback:
         """As the wrapped compressor's."""
         return self.compressor.payload_nbytes(numel)
 
-    def layout(self, shape: tuple[int, ...], dtype: Any, device: Any = None) -> Payload:
+    def layout(
+        self, shape: tuple[int, ...], dtype: DType, device: torch.device | None = None
+    ) -> Payload:
         """As the wrapped compressor's: an empty payload of the right size."""
         return self.compressor.layout(shape, dtype, device)
 

@@ -13,9 +13,14 @@ from __future__ import annotations
 import math
 import sys
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
+if TYPE_CHECKING:  # pragma: no cover
+    import torch
+
+    from .tensors import DType
 
 BAD_BUFFER = "a payload buffer must be a 1-D uint8 array of {nbytes} bytes, got {got}"
 
@@ -39,7 +44,7 @@ def layout_nbytes(fields: list[Field]) -> int:
     return sum(f.nbytes for f in fields)
 
 
-def allocate(nbytes: int, device: Any = None) -> Any:
+def allocate(nbytes: int, device: torch.device | None = None) -> Any:
     """An uninitialised uint8 buffer: numpy on the host, a torch tensor on ``device``."""
     if device is None:
         return np.empty(nbytes, np.uint8)
@@ -82,7 +87,7 @@ class Payload:
 
     codec: str
     shape: tuple[int, ...]
-    dtype: Any
+    dtype: DType
     fields: list[Field]
     buffer: Any
     params: dict[str, int] = field(default_factory=dict)
@@ -114,7 +119,7 @@ class Payload:
         """Whether the buffer is in CUDA memory (a torch CUDA tensor)."""
         return _is_torch(self.buffer) and self.buffer.is_cuda
 
-    def tensor(self) -> Any:
+    def tensor(self) -> torch.Tensor:
         """The buffer as a torch uint8 tensor sharing its memory, e.g. for torch.distributed."""
         if _is_torch(self.buffer):
             return self.buffer

@@ -12,9 +12,17 @@ from __future__ import annotations
 import math
 import sys
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeGuard
 
 import numpy as np
+
+if TYPE_CHECKING:  # pragma: no cover
+    from typing import TypeAlias
+
+    import torch
+
+    #: A tensor's element type as the user gave it.
+    DType: TypeAlias = "np.dtype | torch.dtype"
 
 NOT_AN_ARRAY = "{name} must be a numpy array or a torch tensor, got {type}"
 NOT_FLOAT = "{name} must hold floating-point values (float32, float16, bfloat16), got {dtype}"
@@ -26,13 +34,13 @@ def torch_module() -> Any:
     return sys.modules.get("torch")
 
 
-def is_tensor(a: Any) -> bool:
+def is_tensor(a: object) -> TypeGuard[torch.Tensor]:
     """Whether ``a`` is a torch tensor."""
     torch = torch_module()
     return torch is not None and isinstance(a, torch.Tensor)
 
 
-def on_cuda(a: Any) -> bool:
+def on_cuda(a: object) -> bool:
     """Whether ``a`` is a torch tensor in CUDA memory."""
     return is_tensor(a) and a.is_cuda
 
@@ -50,8 +58,8 @@ class Flat:
 
     data: Any  #: 1-D contiguous float32 (numpy, or a torch CUDA tensor)
     shape: tuple[int, ...]
-    dtype: Any  #: the user's dtype: np.dtype or torch.dtype
-    device: Any = None  #: the torch device of CUDA input, else None
+    dtype: DType  #: the user's dtype: np.dtype or torch.dtype
+    device: torch.device | None = None  #: the torch device of CUDA input, else None
 
     @property
     def numel(self) -> int:
@@ -70,28 +78,28 @@ def flatten(t: Any, name: str = "t") -> Flat:
         if not t.is_floating_point():
             raise TypeError(NOT_FLOAT.format(name=name, dtype=t.dtype))
         torch = torch_module()
-        data = t.detach().to(torch.float32).contiguous().reshape(-1)
+        flat = t.detach().to(torch.float32).contiguous().reshape(-1)
         if t.is_cuda:
-            return Flat(data, tuple(t.shape), t.dtype, t.device)
-        return Flat(data.numpy(), tuple(t.shape), t.dtype)
+            return Flat(flat, tuple(t.shape), t.dtype, t.device)
+        return Flat(flat.numpy(), tuple(t.shape), t.dtype)
     raise TypeError(NOT_AN_ARRAY.format(name=name, type=type(t).__name__))
 
 
-def zeros(numel: int, device: Any = None) -> Any:
+def zeros(numel: int, device: torch.device | None = None) -> Any:
     """A zeroed flat float32 array: numpy on the host, a torch tensor on ``device``."""
     if device is None:
         return np.zeros(numel, np.float32)
     return torch_module().zeros(numel, dtype=torch_module().float32, device=device)
 
 
-def empty(numel: int, device: Any = None) -> Any:
+def empty(numel: int, device: torch.device | None = None) -> Any:
     """An uninitialised flat float32 array: numpy on the host, a torch tensor on ``device``."""
     if device is None:
         return np.empty(numel, np.float32)
     return torch_module().empty(numel, dtype=torch_module().float32, device=device)
 
 
-def restore(flat: Any, shape: tuple[int, ...], dtype: Any) -> Any:
+def restore(flat: Any, shape: tuple[int, ...], dtype: DType) -> Any:
     """``flat`` (float32) as the user's kind, shape and dtype."""
     torch = torch_module()
     if torch is not None and isinstance(dtype, torch.dtype):
@@ -106,8 +114,10 @@ def check_float_out(out: Any, numel: int, name: str = "out") -> Any:
         raise TypeError(NOT_AN_ARRAY.format(name=name, type=type(out).__name__))
     if str(out.dtype) not in ("float32", "torch.float32"):
         raise TypeError(f"{name} must be float32, got {out.dtype}")
-    contiguous = out.is_contiguous() if is_tensor(out) else out.flags.c_contiguous
-    size = out.numel() if is_tensor(out) else out.size
+    if isinstance(out, np.ndarray):
+        contiguous, size = out.flags.c_contiguous, out.size
+    else:
+        contiguous, size = out.is_contiguous(), out.numel()
     if not contiguous or size != numel:
         raise ValueError(f"{name} must be a contiguous float32 array of {numel} elements")
     return host(out.reshape(-1))

@@ -23,7 +23,9 @@ ITEMS = 4
 #: Bins per radix-select histogram (11 bits).
 BINS = 2048
 MAG = 0x7FFFFFFF
-SIMULATOR = bool(config.ENABLE_CUDASIM)
+#: Whether kernels run under the simulator (``NUMBA_ENABLE_CUDASIM=1``). numba.config
+#: sets its options through ``globals()``, so no type checker sees them.
+SIMULATOR = bool(config.ENABLE_CUDASIM)  # type: ignore[attr-defined]
 
 if SIMULATOR:  # kernels run as Python on numpy scalars: bit casts by numpy views
 

@@ -1,0 +1,64 @@
+"""What a collective needs of a compressor: :class:`Codec`, and :class:`FeedbackCodec`.
+
+Every compressor compresses with one call shape, ``compress(t, key)``. A plain
+codec (:class:`~.compressors.TopK`, :class:`~.compressors.Int8`,
+:class:`~.compressors.FP16`) keeps nothing between calls and ignores the key;
+an error-feedback one (:class:`~.feedback.ErrorFeedback` and its
+:class:`~.momentum.MomentumCorrection`) keeps what compression dropped under
+it. So ``allreduce`` calls every compressor alike, and only code that saves or
+restores that state (a checkpoint) asks for a :class:`FeedbackCodec`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Hashable
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+
+from .payload import Payload
+
+
+@runtime_checkable
+class Codec(Protocol):
+    """Compresses tensors into :class:`~.payload.Payload` s and sums payloads back.
+
+    ``t`` and ``out`` are numpy arrays or torch tensors (CPU or CUDA).
+    """
+
+    def compress(self, t: Any, key: Hashable) -> Payload:
+        """``t`` (floats, any shape) compressed; ``key`` names the tensor from step to step."""
+        ...
+
+    def decompress(self, p: Payload) -> Any:
+        """The tensor ``p`` encodes: the compressed one's shape, dtype and kind."""
+        ...
+
+    def accumulate(self, p: Payload, out: Any) -> None:
+        """``out += decompress(p)`` in place; ``out`` is flat float32 with ``p``'s numel."""
+        ...
+
+    def payload_nbytes(self, numel: int) -> int:
+        """Bytes of the payload of any tensor of ``numel`` elements."""
+        ...
+
+
+@runtime_checkable
+class FeedbackCodec(Codec, Protocol):
+    """A :class:`Codec` with error feedback: a residual per key, carried into the next step."""
+
+    residuals: dict[Hashable, Any]
+
+    def state_dict(self) -> dict[str, Any]:
+        """The state kept between steps (residuals, and what else it keeps), in host memory."""
+        ...
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore what :meth:`state_dict` saved."""
+        ...
+
+
+if TYPE_CHECKING:  # pragma: no cover - the type checker proves the compressors conform
+    from .compressors import Compressor
+    from .feedback import ErrorFeedback
+
+    def _conforms(plain: Compressor, feedback: ErrorFeedback) -> tuple[Codec, FeedbackCodec]:
+        return plain, feedback
