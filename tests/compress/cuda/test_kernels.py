@@ -6,7 +6,7 @@ import pytest
 from numba import cuda
 
 from lepton_nb.compress.cuda import kernels as cuda_kernels
-from lepton_nb.compress.cuda import topk_kernels as cuda_topk
+from lepton_nb.compress.cuda import topk_kernels
 
 CASES = [(name, sig) for name, (_, sigs) in cuda_kernels.KERNELS.items() for sig in sigs]
 
@@ -15,7 +15,7 @@ def test_the_table_lists_every_kernel_of_the_module():
     # device functions are jitted objects; what stays a public plain function is a kernel
     kernels = {
         name
-        for module in (cuda_kernels, cuda_topk)
+        for module in (cuda_kernels, topk_kernels)
         for name, fn in vars(module).items()
         if inspect.isfunction(fn) and fn.__module__ == module.__name__ and not name.startswith("_")
     }
