@@ -14,7 +14,7 @@ import uuid
 from collections import Counter
 from collections.abc import Callable
 from contextlib import AbstractContextManager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from traitlets import Unicode
 from traitlets.config import Config
@@ -36,6 +36,11 @@ from .placement import check_gpus_exist, parse_gpus, place, replace_ranks
 from .ranks import RankRecord, RankTable
 from .rankspec import RankSpec, parse_ranks
 from .status import StatusTable, rank_rows
+
+if TYPE_CHECKING:  # pragma: no cover
+    import ipyparallel
+
+    from .placement import GpuSpec
 
 NO_CLUSTER = "No cluster running. Start one with: %lepton_cluster start -n 2"
 
@@ -73,7 +78,7 @@ class Cluster(ClusterOptions):
 
     backend = Unicode("", help="Process-group backend in use: nccl or gloo (set by start).")
 
-    def __init__(self, n: int | None = None, gpus: Any = None, **kwargs: Any) -> None:
+    def __init__(self, n: int | None = None, gpus: GpuSpec | None = None, **kwargs: Any) -> None:
         if n is not None:
             kwargs["n"] = n
         if gpus is not None:
@@ -90,7 +95,7 @@ class Cluster(ClusterOptions):
         self._idle: IdleStop | None = None
         self._stopped_because: str | None = None
         self._controller: Controller | None = None
-        self._client: Any = None
+        self._client: ipyparallel.Client | None = None
         self._engines: Engines | None = None
         self._launcher: launchers.Launcher | None = None
         self._table = RankTable()
@@ -108,7 +113,7 @@ class Cluster(ClusterOptions):
         return self._client is not None
 
     @property
-    def client(self) -> Any:
+    def client(self) -> ipyparallel.Client:
         """The underlying ipyparallel Client, for power users."""
         return self._require()
 
@@ -180,7 +185,7 @@ class Cluster(ClusterOptions):
         except ValueError as e:
             raise ClusterError(str(e)) from None
 
-    def _require(self) -> Any:
+    def _require(self) -> ipyparallel.Client:
         if self._client is None:
             raise ClusterError(self._stopped_because or NO_CLUSTER)
         return self._client

@@ -31,6 +31,7 @@ from .spare import Spare
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..cluster import Cluster
+    from ..cluster.rankspec import RankSpec
 
 #: Arrays at least this large (bytes) are shared or compressed, and cached by content.
 DEFAULT_THRESHOLD = 1 << 20
@@ -102,7 +103,7 @@ class Transfer:
     def push(
         self,
         values: dict[str, Any],
-        ranks: Any = None,
+        ranks: RankSpec = None,
         block: bool = True,
         compression: str | None = None,
     ) -> PushFuture | None:
