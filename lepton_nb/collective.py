@@ -27,7 +27,7 @@ from . import links
 from .topology import Plan, Topology, discover
 
 if TYPE_CHECKING:  # pragma: no cover - compress loads when a compressor is made, not here
-    from .compress import Codec, Payload
+    from .compress import Compressor, Payload
 
 OPS = ("sum", "mean")
 
@@ -77,7 +77,7 @@ def _route() -> _Route:
 
 def allreduce(
     t: torch.Tensor,
-    compressor: Codec | None = None,
+    compressor: Compressor | None = None,
     op: str = "sum",
     *,
     key: Hashable | None = None,
@@ -85,7 +85,7 @@ def allreduce(
 ) -> torch.Tensor:
     """Reduce ``t`` in place across every rank and return it.
 
-    ``compressor``: None, or a :class:`~lepton_nb.compress.Codec`: a compressor
+    ``compressor``: None, or a :class:`~lepton_nb.compress.Compressor`: a compressor
     from :mod:`lepton_nb.compress` (``TopK``, ``Int8``, ``FP16``, or one wrapped
     in ``ErrorFeedback``, whose residual is kept under ``key``; by default the
     tensor's storage). It is
@@ -116,7 +116,7 @@ def allreduce(
 
 
 def comm_hook(
-    compressor: Codec | None = None,
+    compressor: Compressor | None = None,
 ) -> Callable[[Any, dist.GradBucket], torch.futures.Future[torch.Tensor]]:
     """A DDP communication hook that averages each gradient bucket with :func:`allreduce`.
 
@@ -157,7 +157,7 @@ def _bucket(link: str) -> int:
 
 def _compressed(
     t: torch.Tensor,
-    compressor: Codec,
+    compressor: Compressor,
     key: Hashable | None,
     ring: list[int],
     group: dist.ProcessGroup | None,
@@ -265,7 +265,7 @@ class _RingExchange:
 
 
 def _hierarchical(
-    t: torch.Tensor, compressor: Codec, key: Hashable | None, plan: Plan, route: _Route
+    t: torch.Tensor, compressor: Compressor, key: Hashable | None, plan: Plan, route: _Route
 ) -> None:
     """Reduce within each host, exchange compressed between the leaders, broadcast back."""
     me = dist.get_rank()

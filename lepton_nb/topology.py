@@ -31,7 +31,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from IPython.lib.pretty import PrettyPrinter
 
     from .cluster.core import Cluster
-    from .compress import Codec
+    from .compress import Compressor
 
 #: Link classes, fastest first.
 LINK_CLASSES: tuple[str, ...] = ("nvlink", "pcie", "shm", "sys", "network")
@@ -233,7 +233,7 @@ class Topology:
         return max(classes, key=LINK_CLASSES.index) if classes else "shm"
 
     def plan(
-        self, compressor: Codec | None = None, compress_links: frozenset[str] | None = None
+        self, compressor: Compressor | None = None, compress_links: frozenset[str] | None = None
     ) -> Plan:
         """How an allreduce runs here: flat or hierarchical, compressed on which link.
 

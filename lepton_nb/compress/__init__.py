@@ -10,9 +10,9 @@ Usage::
     ef = ErrorFeedback(TopK(0.01))
     ef.compress(t, "layer1.weight")  # sends C(t + residual); keeps what it dropped
 
-Every compressor is a :class:`Codec` (``compress(t, key)``, ``decompress``,
+Every compressor is a :class:`Compressor` (``compress(t, key)``, ``decompress``,
 ``accumulate``, ``payload_nbytes``); the error-feedback ones are also
-:class:`FeedbackCodec` (residuals per key, ``state_dict``).
+:class:`FeedbackCompressor` (residuals per key, ``state_dict``).
 
 ``backend="auto"`` runs CUDA tensors on the CUDA twin (:mod:`.cuda`) and host
 data on the CPU twin (:mod:`.cpu`). Importing this package loads neither numba
@@ -21,19 +21,19 @@ nor numba.cuda; each twin loads, and its kernels compile, on first use.
 
 from __future__ import annotations
 
-from .compressors import FP16, Compressor, Int8, TopK
+from .compressors import FP16, Codec, Int8, TopK
 from .feedback import ErrorFeedback
 from .momentum import MomentumCorrection
 from .payload import Field, Payload
-from .protocol import Codec, FeedbackCodec
+from .protocol import Compressor, FeedbackCompressor
 from .scatter import scatter_add
 
 __all__ = [
     "FP16",
-    "Codec",
     "Compressor",
+    "Codec",
     "ErrorFeedback",
-    "FeedbackCodec",
+    "FeedbackCompressor",
     "Field",
     "Int8",
     "MomentumCorrection",

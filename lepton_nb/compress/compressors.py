@@ -33,10 +33,10 @@ BAD_CHUNK = "chunk must be a positive integer, got {chunk!r}"
 WRONG_CODEC = "{name} cannot decode a {codec!r} payload"
 
 
-class Compressor:
+class Codec:
     """Base of the codecs; ``backend`` is ``"auto"``, ``"cpu"`` or ``"cuda"``.
 
-    Each is a :class:`~.protocol.Codec`, stateless: wrap one in
+    Each is a :class:`~.protocol.Compressor`, stateless: wrap one in
     :class:`~.feedback.ErrorFeedback` to carry its error into the next step.
     """
 
@@ -76,7 +76,7 @@ class Compressor:
     def compress(self, t: Any, key: Hashable | None = None) -> Payload:
         """Compress ``t`` (numpy array or torch tensor of floats, any shape).
 
-        ``key`` is there for the call shape every :class:`~.protocol.Codec` shares
+        ``key`` is there for the call shape every :class:`~.protocol.Compressor` shares
         and is ignored: a plain codec keeps nothing between calls.
         """
         flat = flatten(t)
@@ -140,7 +140,7 @@ def _int16(a: Any) -> Any:
     return a.view(np.int16)
 
 
-class TopK(Compressor):
+class TopK(Codec):
     """Keep the k = max(1, round(ratio * numel)) entries of largest magnitude."""
 
     codec = "topk"
@@ -188,7 +188,7 @@ class TopK(Compressor):
         return f"TopK(ratio={self.ratio!r}, backend={self.backend!r})"
 
 
-class Int8(Compressor):
+class Int8(Codec):
     """int8 with a float32 scale per ``chunk`` elements: scale = max|x| / 127.
 
     Error per element at most scale / 2. An all-zero chunk has scale 0 (q = 0);
@@ -222,7 +222,7 @@ class Int8(Compressor):
         twin.int8_expand(a["q"], a["scale"], p.params["chunk"], out, add)
 
 
-class FP16(Compressor):
+class FP16(Codec):
     """Values cast to float16 (round to nearest even)."""
 
     codec = "fp16"

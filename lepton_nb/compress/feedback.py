@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .compressors import Compressor, arrays
+from .compressors import Codec, arrays
 from .payload import Payload
 from .tensors import flatten, is_tensor, torch_module
 
@@ -32,11 +32,11 @@ class ErrorFeedback:
     Residuals are kept per ``key`` (e.g. a parameter name), float32, with the
     shape, kind (numpy or torch) and device of the tensor last compressed under
     that key; one whose shape no longer matches starts again from zeros. A
-    :class:`~.protocol.FeedbackCodec`: ``state_dict`` saves the residuals.
+    :class:`~.protocol.FeedbackCompressor`: ``state_dict`` saves the residuals.
     """
 
-    def __init__(self, compressor: Compressor) -> None:
-        if not isinstance(compressor, Compressor):
+    def __init__(self, compressor: Codec) -> None:
+        if not isinstance(compressor, Codec):
             raise TypeError(NOT_A_COMPRESSOR.format(type=type(compressor).__name__))
         self.compressor = compressor
         self.residuals: dict[Hashable, Any] = {}

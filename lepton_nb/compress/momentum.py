@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from .compressors import Compressor
+from .compressors import Codec
 from .feedback import ErrorFeedback
 from .indices import widen
 from .payload import Payload
@@ -31,7 +31,7 @@ BAD_MOMENTUM = "momentum must be in [0, 1), got {momentum!r}"
 class MomentumCorrection(ErrorFeedback):
     """Error feedback on a locally accumulated velocity, masked where values were sent."""
 
-    def __init__(self, compressor: Compressor, momentum: float = 0.9) -> None:
+    def __init__(self, compressor: Codec, momentum: float = 0.9) -> None:
         super().__init__(compressor)
         if isinstance(momentum, bool) or not 0.0 <= float(momentum) < 1.0:
             raise ValueError(BAD_MOMENTUM.format(momentum=momentum))

@@ -1,4 +1,4 @@
-"""What a collective needs of a compressor: :class:`Codec`, and :class:`FeedbackCodec`.
+"""What a collective needs of a compressor: :class:`Compressor`, and :class:`FeedbackCompressor`.
 
 Every compressor compresses with one call shape, ``compress(t, key)``. A plain
 codec (:class:`~.compressors.TopK`, :class:`~.compressors.Int8`,
@@ -6,7 +6,7 @@ codec (:class:`~.compressors.TopK`, :class:`~.compressors.Int8`,
 an error-feedback one (:class:`~.feedback.ErrorFeedback` and its
 :class:`~.momentum.MomentumCorrection`) keeps what compression dropped under
 it. So ``allreduce`` calls every compressor alike, and only code that saves or
-restores that state (a checkpoint) asks for a :class:`FeedbackCodec`.
+restores that state (a checkpoint) asks for a :class:`FeedbackCompressor`.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from .payload import Payload
 
 
 @runtime_checkable
-class Codec(Protocol):
+class Compressor(Protocol):
     """Compresses tensors into :class:`~.payload.Payload` s and sums payloads back.
 
     ``t`` and ``out`` are numpy arrays or torch tensors (CPU or CUDA).
@@ -42,8 +42,8 @@ class Codec(Protocol):
 
 
 @runtime_checkable
-class FeedbackCodec(Codec, Protocol):
-    """A :class:`Codec` with error feedback: a residual per key, carried into the next step."""
+class FeedbackCompressor(Compressor, Protocol):
+    """A :class:`Compressor` with error feedback: a residual per key, carried into the next step."""
 
     residuals: dict[Hashable, Any]
 
@@ -57,8 +57,8 @@ class FeedbackCodec(Codec, Protocol):
 
 
 if TYPE_CHECKING:  # pragma: no cover - the type checker proves the compressors conform
-    from .compressors import Compressor
+    from .compressors import Codec
     from .feedback import ErrorFeedback
 
-    def _conforms(plain: Compressor, feedback: ErrorFeedback) -> tuple[Codec, FeedbackCodec]:
+    def _conforms(plain: Codec, feedback: ErrorFeedback) -> tuple[Compressor, FeedbackCompressor]:
         return plain, feedback

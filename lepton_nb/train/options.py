@@ -5,7 +5,15 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from ..compress import FP16, Compressor, ErrorFeedback, Int8, MomentumCorrection, TopK
+from ..compress import (
+    FP16,
+    Codec,
+    ErrorFeedback,
+    FeedbackCompressor,
+    Int8,
+    MomentumCorrection,
+    TopK,
+)
 
 STRATEGIES = ("data", "pipeline")
 OPTIMIZERS = ("sgd", "adam")
@@ -38,13 +46,13 @@ def check_compression(spec: Any) -> Any:
     return spec
 
 
-def compressor(spec: Any, optimizer: Any) -> Any:
+def compressor(spec: Any, optimizer: Any) -> FeedbackCompressor | None:
     """The compressor a rank uses: error feedback always; DGC momentum correction for sgd+top-k."""
     if spec is None:
         return None
     if isinstance(spec, ErrorFeedback):
         return spec
-    if isinstance(spec, Compressor):
+    if isinstance(spec, Codec):
         base = spec
     elif isinstance(spec, str):
         base = _parse(spec)
@@ -55,7 +63,7 @@ def compressor(spec: Any, optimizer: Any) -> Any:
     return ErrorFeedback(base)
 
 
-def _parse(spec: str) -> Compressor:
+def _parse(spec: str) -> Codec:
     name, _, arg = spec.strip().lower().partition(":")
     try:
         if name == "topk":

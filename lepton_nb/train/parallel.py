@@ -14,6 +14,7 @@ import torch
 
 from .. import links
 from ..collective import allreduce
+from ..compress import MomentumCorrection
 from . import options
 
 
@@ -24,7 +25,7 @@ class DataParallel:
         self.model = model
         self.params = [p for p in model.parameters() if p.requires_grad]
         self.compressor = options.compressor(config["compression"], config["optimizer"])
-        corrected = hasattr(self.compressor, "velocities")
+        corrected = isinstance(self.compressor, MomentumCorrection)
         self.optimizer = options.make_optimizer(
             config["optimizer"], self.params, config["lr"], corrected
         )

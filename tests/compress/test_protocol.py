@@ -1,13 +1,13 @@
-"""Every compressor is a Codec with one call shape; the error-feedback ones are FeedbackCodecs."""
+"""Every compressor is a Compressor with one call shape; the error-feedback ones are FeedbackCodecs."""
 
 import numpy as np
 import pytest
 
 from lepton_nb.compress import (
     FP16,
-    Codec,
+    Compressor,
     ErrorFeedback,
-    FeedbackCodec,
+    FeedbackCompressor,
     Int8,
     MomentumCorrection,
     TopK,
@@ -18,7 +18,7 @@ PLAIN = [TopK(0.1), Int8(chunk=64), FP16()]
 
 @pytest.mark.parametrize("c", PLAIN, ids=repr)
 def test_a_plain_codec_is_a_codec_and_ignores_the_key(c):
-    assert isinstance(c, Codec) and not isinstance(c, FeedbackCodec)
+    assert isinstance(c, Compressor) and not isinstance(c, FeedbackCompressor)
     x = np.random.default_rng(0).standard_normal(500).astype(np.float32)
     assert np.array_equal(c.compress(x, "w").buffer, c.compress(x).buffer)
     assert np.array_equal(c.compress(x, ("bucket", 3)).buffer, c.compress(x).buffer)
@@ -28,7 +28,7 @@ def test_a_plain_codec_is_a_codec_and_ignores_the_key(c):
     "c", [ErrorFeedback(TopK(0.1)), MomentumCorrection(TopK(0.1))], ids=lambda c: type(c).__name__
 )
 def test_error_feedback_is_a_feedback_codec_keeping_state_under_the_key(c):
-    assert isinstance(c, Codec) and isinstance(c, FeedbackCodec)
+    assert isinstance(c, Compressor) and isinstance(c, FeedbackCompressor)
     x = np.random.default_rng(1).standard_normal(500).astype(np.float32)
     c.compress(x, "w")
     assert set(c.residuals) == {"w"}
@@ -36,5 +36,5 @@ def test_error_feedback_is_a_feedback_codec_keeping_state_under_the_key(c):
 
 
 def test_other_objects_are_not_codecs():
-    assert not isinstance("TopK(0.01)", Codec)
-    assert not isinstance(None, Codec)
+    assert not isinstance("TopK(0.01)", Compressor)
+    assert not isinstance(None, Compressor)
