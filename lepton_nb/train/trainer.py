@@ -15,7 +15,8 @@ import pickle
 import shutil
 import tempfile
 import time
-from typing import Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, Union
 
 from tqdm.auto import tqdm
 
@@ -23,6 +24,19 @@ from ..cluster.run import run_function
 from ..errors import RemoteError
 from . import checkpoint, data, options, rank
 from .pipeline import balance
+
+if TYPE_CHECKING:  # pragma: no cover
+    import torch
+
+    from ..cluster import Cluster
+    from ..compress import Compressor
+
+#: A data set: a torch ``Dataset`` of (x, y) pairs, or an ``(X, y)`` pair of tensors or arrays.
+DatasetLike = Any
+#: ``"sgd"``, ``"adam"``, or a callable that makes an optimizer from the parameters.
+OptimizerSpec = Union[str, Callable[..., "torch.optim.Optimizer"]]
+#: A callable ``loss(output, target)``; None is cross-entropy.
+LossSpec = Union[Callable[..., "torch.Tensor"], None]
 
 NOT_A_MODEL = "model must be a torch.nn.Module, got {got}"
 NOT_SENDABLE = "the model cannot be sent to the ranks (it must pickle): {why}"
@@ -52,9 +66,9 @@ class Trainer:
 
     def __init__(
         self,
-        cluster: Any,
+        cluster: Cluster,
         strategy: str = "data",
-        compression: Any = None,
+        compression: str | Compressor | None = None,
         checkpoint_dir: str | None = None,
         *,
         seed: int = 0,
@@ -76,7 +90,7 @@ class Trainer:
         self.max_restarts = int(max_restarts)
         self.verify_sync = bool(verify_sync)
         self.progress = progress
-        self.model: Any = None
+        self.model: torch.nn.Module | None = None
         self.history: list[dict[str, Any]] = []
         self.train_results: dict[str, Any] | None = None
         self.restarts = 0
@@ -84,14 +98,14 @@ class Trainer:
     # -- the user's calls ---------------------------------------------------------------
     def fit(
         self,
-        model: Any,
-        train_dataset: Any,
+        model: torch.nn.Module,
+        train_dataset: DatasetLike,
         batch_size: int = 64,
         epochs: int = 10,
-        val_dataset: Any = None,
-        optimizer: Any = "sgd",
+        val_dataset: DatasetLike = None,
+        optimizer: OptimizerSpec = "sgd",
         lr: float = 0.1,
-        loss: Any = None,
+        loss: LossSpec = None,
         resume: bool = False,
     ) -> list[dict[str, Any]]:
         """Train for ``epochs`` epochs; return the history (one dict per epoch).
@@ -119,7 +133,7 @@ class Trainer:
             if not self.checkpoint_dir:
                 shutil.rmtree(root, ignore_errors=True)
 
-    def evaluate(self, dataset: Any) -> dict[str, float | None]:
+    def evaluate(self, dataset: DatasetLike) -> dict[str, float | None]:
         """Loss and accuracy of the trained model on ``dataset``, computed on the ranks."""
         if self.model is None:
             raise RuntimeError(NOT_FITTED)
@@ -234,7 +248,7 @@ class Trainer:
             "seconds": time.perf_counter() - began,
         }
 
-    def _collect(self, model: Any) -> Any:
+    def _collect(self, model: torch.nn.Module) -> torch.nn.Module:
         """The trained weights from the ranks, in a copy of the user's model."""
         parts = self._run(rank.weights)
         merged = (
@@ -244,7 +258,7 @@ class Trainer:
         trained.load_state_dict(merged)
         return trained
 
-    def _run(self, fn: Any, *args: Any) -> list[Any]:
+    def _run(self, fn: Callable[..., Any], *args: Any) -> list[Any]:
         """``cluster.run`` with this trainer's timeout (a hung rank never hangs the notebook)."""
         return run_function(self.cluster, fn, args, {}, self.step_timeout)
 
@@ -252,7 +266,7 @@ class Trainer:
         """Per rank, the weights' checksum after every step (with ``verify_sync=True``)."""
         return self._run(rank.checksums)
 
-    def stages(self, model: Any) -> list[tuple[int, int]]:
+    def stages(self, model: torch.nn.Sequential) -> list[tuple[int, int]]:
         """How ``strategy='pipeline'`` splits ``model``: a (first, last + 1) layer range per rank."""
         sizes = [sum(p.numel() for p in layer.parameters()) for layer in model]
         return balance(sizes, self.cluster.world_size)
