@@ -66,6 +66,7 @@ test: install lint chromium rig-packages hub-proxy
 	  $(PYTEST_MARKS)
 
 bench: install
+	$(PY) benchmarks/bench_import.py
 	$(PY) benchmarks/bench_roundtrip.py
 	$(PY) benchmarks/bench_hosts.py
 	$(PY) benchmarks/bench_push.py
