@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import pathlib
-import tomllib
 
 import ipyparallel
 import pytest
+import tomllib
 from packaging.requirements import Requirement
 from packaging.specifiers import SpecifierSet
 
