@@ -6,7 +6,6 @@ import pathlib
 
 import ipyparallel
 import pytest
-import tomllib
 from packaging.requirements import Requirement
 from packaging.specifiers import SpecifierSet
 
@@ -17,6 +16,7 @@ ROOT = pathlib.Path(__file__).resolve().parents[2]
 
 
 def test_the_installed_ipyparallel_is_a_tested_release_and_pyproject_pins_it():
+    tomllib = pytest.importorskip("tomllib", reason="reading pyproject.toml needs Python 3.11+")
     deps = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
     (pin,) = [Requirement(d) for d in deps if Requirement(d).name == "ipyparallel"]
     assert pin.specifier == SpecifierSet(TESTED_IPYPARALLEL)
