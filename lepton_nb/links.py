@@ -3,19 +3,28 @@
 Every byte that lepton_nb's collectives send and its pushes deliver is
 counted here, for the monitor and for ``cluster.link_bytes()``. The notebook
 is source :data:`NOTEBOOK` (-1). Each process keeps its own counter; the
-ranks count what they send, the notebook counts what it pushes.
+ranks count what they send, the notebook counts what it pushes. A
+:class:`LinkRates` turns a counter into bytes per second per link.
 """
 
 from __future__ import annotations
 
 import threading
 import time
-from typing import Any
+from typing import TYPE_CHECKING
+
+from .units import size
+
+if TYPE_CHECKING:  # pragma: no cover
+    from IPython.lib.pretty import PrettyPrinter
 
 #: The source "rank" of bytes the notebook pushes.
 NOTEBOOK = -1
 
 Link = tuple[int, int]
+
+#: One link's row in a sample and a snapshot: ``[src, dst, bytes, bytes/s]``.
+LinkRow = list[float]
 
 
 class LinkCounter:
@@ -50,6 +59,31 @@ class LinkCounter:
             return sum(self._bytes.values())
 
 
+class LinkRates:
+    """Bytes per second of each link of a :class:`LinkCounter`, between two readings.
+
+    The one place link rates are computed: each rank's sampler reads its own
+    counter through one, the notebook's collector reads the notebook's. A rate
+    is never negative: a count that went down (the counter was reset) reads 0.
+    """
+
+    def __init__(self, counter: LinkCounter) -> None:
+        self.counter = counter
+        self._last: tuple[float, dict[Link, int]] = (time.monotonic(), {})
+
+    def rows(self) -> list[LinkRow]:
+        """``[[src, dst, bytes, bytes/s], ...]`` by link, the rate since the previous call."""
+        now, counts = time.monotonic(), self.counter.snapshot()
+        then, before = self._last
+        self._last = (now, counts)
+        dt = now - then
+        rows: list[LinkRow] = []
+        for (src, dst), n in sorted(counts.items()):
+            delta = n - before.get((src, dst), 0)
+            rows.append([src, dst, n, delta / dt if dt > 0 and delta > 0 else 0.0])
+        return rows
+
+
 #: This process's counter (on a rank: what the rank sent).
 counter = LinkCounter()
 
@@ -81,22 +115,15 @@ def table(counts: dict[Link, int]) -> str:
 
     if not counts:
         return "no bytes moved yet"
-    return "\n".join(f"{name(s):>8} -> {name(d):<8} {_size(n):>10}" for (s, d), n in counts.items())
+    return "\n".join(f"{name(s):>8} -> {name(d):<8} {size(n):>10}" for (s, d), n in counts.items())
 
 
-def _size(n: float) -> str:
-    for unit in ("B", "KB", "MB", "GB"):
-        if n < 1000 or unit == "GB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1000
-    return f"{n:.1f} GB"  # pragma: no cover
-
-
-class LinkBytes(dict):
+class LinkBytes(dict[Link, int]):
     """``{(src, dst): bytes}`` that prints as a table (what ``cluster.link_bytes()`` returns)."""
 
     def __str__(self) -> str:
         return table(self)
 
-    def _repr_pretty_(self, p: Any, cycle: bool) -> None:
+    def _repr_pretty_(self, p: PrettyPrinter, cycle: bool) -> None:
+        """IPython's pretty printer: the table, not the dict."""
         p.text(table(self))

@@ -18,13 +18,15 @@ import types
 from typing import TYPE_CHECKING, Any
 
 import ipywidgets
-from traitlets import Float, validate
+from traitlets import Bunch, Float, validate
 
 from .cluster import NO_CLUSTER
 from .errors import ClusterError
+from .units import size
 
 if TYPE_CHECKING:  # pragma: no cover
     from .cluster import Cluster
+    from .metrics.snapshot import Snapshot
 
 log = logging.getLogger(__name__)
 
@@ -32,17 +34,6 @@ BAD_INTERVAL = "The monitor's interval must be at least {min:g} s (got {value!r}
 MIN_INTERVAL = 0.1
 _COLORS = {"idle": "#2e7d32", "busy": "#1565c0", "dead": "#c62828", "restarting": "#ef6c00"}
 _METHODS = ("update", "request_state", "custom")
-
-
-def size(n: float | None, unit: str = "B") -> str:
-    """``1.5 GB``, ``12 MB/s`` (decimal units)."""
-    if n is None:
-        return "n/a"
-    for prefix in ("", "k", "M", "G", "T"):
-        if abs(n) < 1000 or prefix == "T":
-            return f"{n:.0f} {prefix}{unit}" if prefix == "" else f"{n:.1f} {prefix}{unit}"
-        n /= 1000
-    return ""  # pragma: no cover
 
 
 def _memory_cell(memory: dict[str, Any] | None) -> str:
@@ -61,7 +52,7 @@ def _memory_cell(memory: dict[str, Any] | None) -> str:
     )
 
 
-def _rank_rows(snap: dict[str, Any]) -> str:
+def _rank_rows(snap: Snapshot) -> str:
     rows = []
     for r in snap["ranks"]:
         state = r["state"]
@@ -79,7 +70,7 @@ def _rank_rows(snap: dict[str, Any]) -> str:
     return f'<table class="lepton-ranks"><tr>{head}</tr>{"".join(rows)}</table>'
 
 
-def _link_matrix(snap: dict[str, Any]) -> str:
+def _link_matrix(snap: Snapshot) -> str:
     ranks = [r["rank"] for r in snap["ranks"]]
     links = {(x["src"], x["dst"]): x for x in snap["links"]}
     top = max([x["rate"] for x in links.values()] + [1.0])
@@ -105,7 +96,7 @@ def _link_matrix(snap: dict[str, Any]) -> str:
     return f'<table class="lepton-links">{head}{"".join(body)}</table>'
 
 
-def render(snap: dict[str, Any] | None, stopped: bool = False) -> str:
+def render(snap: Snapshot | None, stopped: bool = False) -> str:
     """The widget's HTML for a snapshot (see ``lepton_nb.metrics.snapshot``)."""
     if snap is None:
         return "<div class='lepton-monitor'><b>Lepton</b>: no cluster</div>"
@@ -126,6 +117,7 @@ class Monitor(ipywidgets.HTML):
     """A live view of one cluster; redrawn by a daemon thread until closed or the cluster stops."""
 
     interval = Float(0.5, help="Seconds between two redraws.")
+    value: str  # the HTML shown: ipywidgets.HTML's synced trait (ipywidgets has no type hints)
 
     def __init__(self, cluster: Cluster, interval: float = 0.5) -> None:
         self._stopping = threading.Event()
@@ -143,7 +135,7 @@ class Monitor(ipywidgets.HTML):
         self._thread.start()
 
     @validate("interval")
-    def _check_interval(self, proposal: Any) -> float:
+    def _check_interval(self, proposal: Bunch) -> float:
         value = proposal["value"]
         if value is None or value < MIN_INTERVAL:
             raise ClusterError(BAD_INTERVAL.format(min=MIN_INTERVAL, value=value))
@@ -154,7 +146,16 @@ class Monitor(ipywidgets.HTML):
         """True while the widget still redraws."""
         return self._thread is not None and self._thread.is_alive()
 
-    def _draw(self, snap: dict[str, Any] | None, stopped: bool = False) -> None:
+    def wait(self, timeout: float | None = None) -> bool:
+        """Wait up to ``timeout`` s for the redraws to end (cluster stopped, widget closed).
+
+        True once they have ended.
+        """
+        if self._thread is not None and self._thread is not threading.current_thread():
+            self._thread.join(timeout)
+        return not self.running
+
+    def _draw(self, snap: Snapshot | None, stopped: bool = False) -> None:
         text = render(snap, stopped)
         if text != self.value:
             self.value = text
@@ -178,8 +179,7 @@ class Monitor(ipywidgets.HTML):
     def close(self) -> None:
         """Stop redrawing and close the widget."""
         self._stop()
-        if self._thread is not None and self._thread is not threading.current_thread():
-            self._thread.join(5)
+        self.wait(5)
         super().close()
 
     def _handle_msg(self, msg: dict[str, Any]) -> None:

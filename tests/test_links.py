@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from lepton_nb.links import NOTEBOOK, LinkBytes, LinkCounter, merge, table
+from lepton_nb.links import NOTEBOOK, LinkBytes, LinkCounter, LinkRates, merge, table
 
 
 def test_counter_adds_per_link_and_ignores_nothing_moved():
@@ -18,6 +18,18 @@ def test_counter_adds_per_link_and_ignores_nothing_moved():
     assert c.total() == 157
     c.reset()
     assert c.snapshot() == {} and c.total() == 0
+
+
+def test_rates_between_two_readings_are_never_negative():
+    c = LinkCounter()
+    rates = LinkRates(c)
+    c.add(0, 1, 1_000_000)
+    [[src, dst, n, rate]] = rates.rows()
+    assert (src, dst, n) == (0, 1, 1_000_000) and rate > 0
+    assert rates.rows() == [[0, 1, 1_000_000, 0.0]]  # nothing moved since
+    c.reset()
+    c.add(0, 1, 10)  # fewer bytes than at the last reading: the counter was reset
+    assert rates.rows() == [[0, 1, 10, 0.0]]
 
 
 def test_merge_and_table():

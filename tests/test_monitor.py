@@ -11,7 +11,7 @@ from comm.base_comm import BaseComm
 
 import lepton_nb
 from lepton_nb import ClusterError
-from lepton_nb.monitor import BAD_INTERVAL, Monitor, render, size
+from lepton_nb.monitor import BAD_INTERVAL, Monitor, render
 
 pytestmark = pytest.mark.slow
 
@@ -104,8 +104,7 @@ def test_it_stops_when_the_cluster_stops(make_cluster, comms):
     c = make_cluster(n=1)
     w = Monitor(c, interval=0.2)
     c.stop()
-    w._thread.join(5)
-    assert not w.running
+    assert w.wait(5) and not w.running
     assert "<b>stopped</b>" in w.value
     w.close()
 
@@ -173,4 +172,3 @@ def test_render():
     assert "cuda:0 (GPU 3)" in out and "2.0 GB / 8.0 GB" in out and "width:25.0%" in out
     assert ">dead<" in out and "n/a" in out
     assert "<th>notebook</th>" in out and "300.0 MB/s" in out and "1.5 MB/s" in out
-    assert size(999) == "999 B" and size(1500, "B/s") == "1.5 kB/s" and size(None) == "n/a"

@@ -92,7 +92,7 @@ def test_widget_updates_while_a_cell_runs_and_survives_bad_messages(kernel):
 
     # the front end closes the widget: the thread stops
     kc.shell_channel.send(kc.session.msg("comm_close", {"comm_id": comm_id, "data": {}}))
-    out, _ = _run(kc, "w._thread.join(5); print(w.running)")
+    out, _ = _run(kc, "w.wait(5); print(w.running)")
     assert out.strip() == "False"
     try:
         kc.get_iopub_msg(timeout=0.1)

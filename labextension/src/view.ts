@@ -4,6 +4,8 @@
  * snapshot is the JSON that lepton_nb.metrics.snapshot builds.
  */
 
+import { size } from './units';
+
 export interface IMemory {
   kind: string;
   used: number;
@@ -36,20 +38,6 @@ export interface ISnapshot {
   backend?: string;
   ranks: IRank[];
   links: ILink[];
-}
-
-/** `1.5 GB`, `12.0 MB/s` (decimal units). */
-export function size(n: number | null | undefined, unit = 'B'): string {
-  if (n === null || n === undefined) {
-    return 'n/a';
-  }
-  const prefixes = ['', 'k', 'M', 'G', 'T'];
-  let i = 0;
-  while (Math.abs(n) >= 1000 && i < prefixes.length - 1) {
-    n /= 1000;
-    i++;
-  }
-  return i === 0 ? `${n.toFixed(0)} ${unit}` : `${n.toFixed(1)} ${prefixes[i]}${unit}`;
 }
 
 function el(tag: string, cls?: string, text?: string): HTMLElement {

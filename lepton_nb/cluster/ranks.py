@@ -35,6 +35,7 @@ class RankRecord:
 
     @property
     def host(self) -> str:
+        """The host name the rank's engine reported."""
         return self.report.host
 
     @property
@@ -44,6 +45,7 @@ class RankRecord:
 
     @property
     def pid(self) -> int:
+        """The rank's engine process id (on its host)."""
         return self.report.pid
 
     @property
@@ -92,6 +94,7 @@ class RankTable:
 
     @property
     def world_size(self) -> int:
+        """The number of ranks."""
         return len(self._records)
 
     def records(self) -> list[RankRecord]:
@@ -117,6 +120,7 @@ class RankTable:
         return {r.rank: r.host for r in self._records}
 
     def spans_hosts(self) -> bool:
+        """Whether the ranks run on more than one host."""
         return len(self.hosts()) > 1
 
     def master_addr(self) -> str:
@@ -129,6 +133,7 @@ class RankTable:
         return {r: self._records[r].engine_id for r in chosen}
 
     def rank_of_engine(self, engine_id: int) -> int | None:
+        """The rank whose engine is ``engine_id``; None when no rank has it."""
         return next((r.rank for r in self._records if r.engine_id == engine_id), None)
 
     def shrink_to(self, n: int) -> list[RankRecord]:

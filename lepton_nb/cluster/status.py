@@ -1,75 +1,108 @@
 """The state of each rank: what ``%lepton_cluster status`` shows.
 
-Memory and liveness are read on the notebook's side (psutil for a local
-engine process, NVML for its GPU), so status answers even while every rank
-is busy in a long cell.
+Each rank's state is the metrics snapshot's (one rule, the same the monitor
+and the Lab panel show), told what the hub knows too. Memory of a rank on the
+notebook's host is read here (psutil for its process, NVML for its GPU), so
+status answers even while every rank is busy in a long cell.
 """
 
 from __future__ import annotations
 
 import html
+import time
 from typing import TYPE_CHECKING, Any
 
 import psutil
 
 from .. import _nvml
+from ..errors import ClusterError
+from ..metrics.snapshot import HubView
+from ..units import size
 
 if TYPE_CHECKING:  # pragma: no cover
     from .core import Cluster
+    from .ranks import RankRecord
 
 COLUMNS = ("rank", "engine", "host", "pid", "device", "memory", "state")
 
-
-def _gib(n: float) -> str:
-    return f"{n / 2**30:.2f} GiB"
-
-
-def _sampled_memory(cluster: Cluster) -> dict[int, tuple[int, int | None]]:
-    """rank -> (used, total) from the ranks' latest metrics samples (what a remote rank says)."""
-    collector = cluster.collector
-    if collector is None:
-        return {}
-    out = {}
-    for row in collector.ranks(wait=0.0):
-        mem = row.get("memory")
-        if mem and mem.get("used") is not None:
-            out[row["rank"]] = (int(mem["used"]), mem.get("total"))
-    return out
+#: Seconds status waits for the ranks' states to settle: the first sample of an engine that
+#: has just (re)started, and the hub's word on one whose process is gone.
+SETTLE_S = 1.0
 
 
-def rank_rows(cluster: Cluster) -> list[dict[str, Any]]:
-    """One row per rank: rank, engine, host, pid, device, memory used/total, state."""
-    table = cluster.ranks
-    alive_ids = set(cluster.client.ids)
+def _hub(cluster: Cluster) -> HubView:
+    """The engines the hub lists, and those it holds a request for (main thread only)."""
+    client = cluster.client
     # The hub learns that a request finished a moment after this client does; with nothing
     # of ours outstanding, a queue it still counts is stale, not work.
     try:
-        queues = cluster.client.queue_status() if cluster.client.outstanding else {}
+        queues = client.queue_status() if client.outstanding else {}
     except Exception:
         queues = {}
-    sampled = _sampled_memory(cluster)
+    queued = {eid for eid, q in queues.items() if isinstance(q, dict) and q.get("queue", 0)}
+    return HubView(frozenset(client.ids), frozenset(queued))
+
+
+def _settled(rows: list[dict[str, Any]], hub: HubView) -> bool:
+    """Whether each live rank has reported, and the hub has dropped each rank shown dead.
+
+    The hub hears of an engine's death a moment after its process is gone; until
+    then the cluster would still send it work, so status waits for the two to agree.
+    """
+    return all(
+        ("time" in r or r["state"] == "dead")
+        and not (r["state"] == "dead" and r["engine_id"] in hub.registered)
+        for r in rows
+    )
+
+
+def _states(cluster: Cluster) -> dict[int, dict[str, Any]]:
+    """rank -> its snapshot row, told what the hub says, once settled (up to :data:`SETTLE_S`)."""
+    collector = cluster.collector
+    if collector is None:  # only while not running: the collector starts and stops with it
+        from .core import NO_CLUSTER
+
+        raise ClusterError(NO_CLUSTER)
+    deadline = time.monotonic() + SETTLE_S
+    while True:
+        hub = _hub(cluster)
+        rows = collector.ranks(hub=hub)
+        if _settled(rows, hub) or time.monotonic() >= deadline:
+            return {r["rank"]: r for r in rows}
+        time.sleep(0.02)
+
+
+def _local_memory(rec: RankRecord) -> tuple[int | None, int | None]:
+    """(used, total) read here for a rank on the notebook's host: its GPU, else its RSS."""
+    if rec.gpu is not None:
+        return _nvml.memory(rec.gpu) or (None, None)
+    try:
+        return psutil.Process(rec.pid).memory_info().rss, psutil.virtual_memory().total
+    except psutil.NoSuchProcess:
+        return None, None
+
+
+def rank_rows(cluster: Cluster) -> list[dict[str, Any]]:
+    """One row per rank: rank, engine, host, pid, device, memory used/total, state.
+
+    The state is the metrics snapshot's (:func:`lepton_nb.metrics.snapshot.rank_state`),
+    with what the hub says added: a rank shows busy without waiting for its next
+    sample, and a rank shown dead is one the cluster refuses to run on. Memory of
+    a rank on this host is read here, so status answers even while every rank is
+    busy; another host's comes from its latest sample.
+    """
+    snap = _states(cluster)
+    table = cluster.ranks
     rows = []
     for rec in table:
+        sampled = snap.get(rec.rank, {})
         used: int | None = None
         total: int | None = None
-        state = "idle" if rec.engine_id in alive_ids else "dead"
-        if table.is_local(rec):  # read here, so status answers even while every rank is busy
-            try:
-                proc = psutil.Process(rec.pid)
-                if rec.gpu is None:
-                    used, total = proc.memory_info().rss, psutil.virtual_memory().total
-            except psutil.NoSuchProcess:
-                state = "dead"
-            if rec.gpu is not None:
-                mem = _nvml.memory(rec.gpu)
-                if mem:
-                    used, total = mem
-        elif rec.rank in sampled:
-            used, total = sampled[rec.rank]
-        q = queues.get(rec.engine_id, {})
-        if state != "dead" and isinstance(q, dict) and q.get("queue", 0):
-            state = "busy"
-        memory = f"{_gib(used)} / {_gib(total)}" if used is not None and total else "n/a"
+        if table.is_local(rec):
+            used, total = _local_memory(rec)
+        elif sampled.get("memory") and sampled["memory"].get("used") is not None:
+            used, total = int(sampled["memory"]["used"]), sampled["memory"].get("total")
+        memory = f"{size(used)} / {size(total)}" if used is not None and total else "n/a"
         device = rec.device if rec.gpu is None else f"{rec.device} (GPU {rec.gpu})"
         rows.append(
             {
@@ -81,7 +114,7 @@ def rank_rows(cluster: Cluster) -> list[dict[str, Any]]:
                 "memory": memory,
                 "memory_used": used,
                 "memory_total": total,
-                "state": state,
+                "state": sampled.get("state", "restarting"),
             }
         )
     return rows

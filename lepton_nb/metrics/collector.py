@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import atexit
 import logging
+import math
 import os
 import threading
 import time
@@ -20,9 +21,9 @@ from typing import TYPE_CHECKING, Any
 import zmq
 
 from ..cluster.job import Job
-from ..errors import RankState
-from ..links import LinkCounter
+from ..links import LinkRates, LinkRow
 from . import runtime, sampler, snapshot, wire
+from .snapshot import HubView, Sample, Snapshot
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..cluster import Cluster
@@ -31,24 +32,6 @@ log = logging.getLogger(__name__)
 
 #: Seconds a remote rank may stay silent before it counts as dead.
 DEAD_AFTER_S = 10.0
-
-
-class NotebookLinks:
-    """Rates of the notebook's own push counters, between two readings."""
-
-    def __init__(self, counter: LinkCounter) -> None:
-        self.counter = counter
-        self._last: tuple[float, dict[tuple[int, int], int]] = (time.monotonic(), {})
-
-    def rows(self) -> list[list[float]]:
-        now, counts = time.monotonic(), self.counter.snapshot()
-        then, before = self._last
-        self._last = (now, counts)
-        dt = now - then
-        return [
-            [s, d, n, (n - before.get((s, d), 0)) / dt if dt > 0 else 0.0]
-            for (s, d), n in sorted(counts.items())
-        ]
 
 
 class Collector(threading.Thread):
@@ -61,13 +44,13 @@ class Collector(threading.Thread):
         self.interval = interval
         self.key = os.urandom(32)
         self.received = self.rejected = 0
-        self._samples: dict[int, tuple[float, dict[str, Any]]] = {}
+        self._samples: dict[int, tuple[float, Sample]] = {}
         self._lock = threading.Lock()
         self._stopping = threading.Event()
-        self._links = NotebookLinks(cluster.transfer.links)
+        self._links = LinkRates(cluster.transfer.links)  # what the notebook pushed, per rank
         self._last_warning = 0.0
-        self._notebook_rows: list[list[float]] = []
-        ctx = zmq.Context.instance()
+        self._notebook_rows: list[LinkRow] = []
+        ctx: zmq.Context[zmq.Socket[bytes]] = zmq.Context.instance()
         self._pull = ctx.socket(zmq.PULL)
         self._pub = ctx.socket(zmq.PUB)
         for s in (self._pull, self._pub):
@@ -131,13 +114,14 @@ class Collector(threading.Thread):
 
     # -- the thread ------------------------------------------------------
     def run(self) -> None:
+        """The thread: receive samples, publish the snapshot every ``interval``, until closed."""
         poller = zmq.Poller()
         poller.register(self._pull, zmq.POLLIN)
         next_publish = time.monotonic()
         try:
             while not self._stopping.is_set():
                 wait = max(0.0, min(0.2, next_publish - time.monotonic()))
-                if poller.poll(wait * 1000):
+                if poller.poll(math.ceil(wait * 1000)):  # whole ms, never short of the publish
                     self._drain()
                 if time.monotonic() >= next_publish:
                     self._publish()
@@ -184,41 +168,33 @@ class Collector(threading.Thread):
             self._pub.send_multipart(wire.sign(self.key, snap))
 
     # -- reading ---------------------------------------------------------
-    def snapshot(self) -> dict[str, Any] | None:
-        """The cluster's snapshot now (None once the cluster is gone). Any thread may call it."""
+    def snapshot(self, hub: HubView | None = None) -> Snapshot | None:
+        """The cluster's snapshot now (None once the cluster is gone). Any thread may call it.
+
+        ``hub`` adds what the ipyparallel hub says of the engines (see
+        :class:`~.snapshot.HubView`); only the notebook's main thread can ask it.
+        """
         cluster = self._cluster()
         if cluster is None:
             return None
-        table = cluster.ranks
-        placement = [{"rank": r.rank, "device": r.device, "gpu": r.gpu} for r in table]
-        engines = {
-            r.rank: {
-                "engine_id": None if r.state is RankState.RESTARTING else r.engine_id,
-                "host": r.host,
-                "pid": r.pid,
-            }
-            for r in table
-        }
         with self._lock:
             samples = dict(self._samples)
-        snap = snapshot.build(
+        return snapshot.build(
             self.cluster_id,
-            placement,
-            engines,
+            cluster.ranks,
             samples,
             self._notebook_rows,
-            table.notebook_host,
             max(DEAD_AFTER_S, 10 * self.interval),
             {"backend": cluster.backend, "interval": self.interval, "running": cluster.running},
+            hub,
         )
-        return snap
 
-    def ranks(self, wait: float = 0.0) -> list[dict[str, Any]]:
+    def ranks(self, wait: float = 0.0, hub: HubView | None = None) -> list[dict[str, Any]]:
         """Each rank's row of the snapshot, waiting up to ``wait`` s for each live rank's sample."""
         deadline = time.monotonic() + wait
         while True:
-            snap = self.snapshot()
-            rows = snap["ranks"] if snap else []
+            snap = self.snapshot(hub)
+            rows: list[dict[str, Any]] = snap["ranks"] if snap else []
             if (
                 all("time" in r or r["state"] == "dead" for r in rows)
                 or time.monotonic() >= deadline

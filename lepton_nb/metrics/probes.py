@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import sys
 import time
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 import psutil
 
@@ -18,6 +19,8 @@ from .. import _nvml
 #: NVML's link count upper bound (NVML_NVLINK_MAX_LINKS); missing links answer an error.
 _MAX_LINKS = 18
 _KIB = 1024
+
+T = TypeVar("T")
 
 
 def process(proc: psutil.Process) -> dict[str, Any]:
@@ -105,7 +108,7 @@ class Nvml:
         self._nvml = self._handle = None
 
 
-def _call(fn: Any) -> Any:
+def _call(fn: Callable[[], T]) -> T | None:
     try:
         return fn()
     except Exception:  # one unsupported query leaves the others

@@ -13,13 +13,16 @@ from __future__ import annotations
 import os
 import threading
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import psutil
 import zmq
 
 from .. import links
 from . import probes, wire
+
+if TYPE_CHECKING:  # pragma: no cover
+    from ipykernel.kernelbase import Kernel
 
 
 class Activity:
@@ -28,7 +31,8 @@ class Activity:
     def __init__(self) -> None:
         self.busy = False
         self.since = time.time()
-        self._kernel: Any = None
+        self.requests = 0  # requests begun so far: which one is running, while busy
+        self._kernel: Kernel | None = None
 
     def install(self) -> bool:
         """Hook the engine's kernel once; False where this process runs no kernel."""
@@ -44,22 +48,29 @@ class Activity:
         pre, post = kernel.pre_handler_hook, kernel.post_handler_hook
 
         def pre_hook() -> None:
-            self._set(True)
+            self.begin()
             pre()
 
         def post_hook() -> None:
             try:
                 post()
             finally:
-                self._set(False)
+                self.end()
 
-        kernel.pre_handler_hook, kernel.post_handler_hook = pre_hook, post_hook
+        # ipykernel calls these two hooks around every shell request. They are methods of
+        # the class; this instance's own attributes shadow them, wrapping the originals.
+        vars(kernel).update(pre_handler_hook=pre_hook, post_handler_hook=post_hook)
         self._kernel = kernel
         return True
 
-    def _set(self, busy: bool) -> None:
-        self.busy = busy
-        self.since = time.time()
+    def begin(self) -> None:
+        """A request begins (the kernel's pre-handler hook calls this)."""
+        self.requests += 1
+        self.busy, self.since = True, time.time()
+
+    def end(self) -> None:
+        """The request ends (the kernel's post-handler hook calls this)."""
+        self.busy, self.since = False, time.time()
 
 
 class Sampler(threading.Thread):
@@ -82,10 +93,14 @@ class Sampler(threading.Thread):
         self.stopping = threading.Event()
         self.sent = self.dropped = 0
         self._proc = psutil.Process()
-        self._last_links: tuple[float, dict[links.Link, int]] = (time.monotonic(), {})
+        self._links = links.LinkRates(links.counter)
+        # the request that starts this sampler is not the user's work: it never counts as busy
+        self._starting = activity.requests if activity.busy else None
 
     def run(self) -> None:
-        sock = zmq.Context.instance().socket(zmq.PUSH)
+        """The thread: a sample now, then one every ``interval`` until :attr:`stopping` is set."""
+        ctx: zmq.Context[zmq.Socket[bytes]] = zmq.Context.instance()
+        sock = ctx.socket(zmq.PUSH)
         sock.setsockopt(zmq.LINGER, 0)
         sock.setsockopt(zmq.SNDHWM, 8)
         sock.connect(self.endpoint)
@@ -98,7 +113,7 @@ class Sampler(threading.Thread):
             sock.close(0)
             self.nvml.close()
 
-    def _send(self, sock: zmq.Socket, sample: dict[str, Any]) -> None:
+    def _send(self, sock: zmq.Socket[bytes], sample: dict[str, Any]) -> None:
         try:
             sock.send_multipart(wire.sign(self.key, sample), zmq.NOBLOCK)
             self.sent += 1
@@ -114,27 +129,14 @@ class Sampler(threading.Thread):
             "rank": self.rank,
             "pid": os.getpid(),
             "time": time.time(),
-            "busy": self.activity.busy,
+            "busy": self.activity.busy and self.activity.requests != self._starting,
             "busy_since": self.activity.since,
         }
         sample.update(probes.process(self._proc))
         sample["torch"] = probes.torch_memory()
         sample["nvml"] = self.nvml.read()
-        sample["links"] = self._link_rates()
+        sample["links"] = self._links.rows()  # [[src, dst, bytes, bytes/s], ...]
         return sample
-
-    def _link_rates(self) -> list[list[float]]:
-        """``[[src, dst, bytes, bytes/s], ...]`` from this process's link counter."""
-        now, counts = time.monotonic(), links.counter.snapshot()
-        then, before = self._last_links
-        self._last_links = (now, counts)
-        dt = now - then
-        rows = []
-        for (src, dst), n in sorted(counts.items()):
-            delta = n - before.get((src, dst), 0)
-            rate = delta / dt if dt > 0 and delta > 0 else 0.0
-            rows.append([src, dst, n, rate])
-        return rows
 
 
 _activity = Activity()

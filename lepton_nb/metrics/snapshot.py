@@ -1,42 +1,75 @@
 """A cluster's snapshot: placement, state and latest sample of each rank, and link rates.
 
 This one JSON-able dict is what ``cluster.metrics()`` reads from, what the
-widget draws, and what the server streams and exports to Prometheus.
+widget draws, and what the server streams and exports to Prometheus. Each
+rank's state is decided here (:func:`rank_state`), for ``cluster.status()`` too.
 """
 
 from __future__ import annotations
 
 import time
-from typing import Any
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 import psutil
 
-#: The states a rank can be in.
-STATES = ("idle", "busy", "dead", "restarting")
+from ..errors import RankState
+
+if TYPE_CHECKING:  # pragma: no cover
+    from ..cluster.ranks import RankTable
+
+#: The states a rank can be in: the values of :class:`lepton_nb.errors.RankState`.
+STATES = tuple(s.value for s in RankState)
+
+#: A rank's sample as its sampler sent it (JSON: see :mod:`.sampler`).
+Sample = dict[str, Any]
+#: A cluster's snapshot (JSON: see :func:`build`).
+Snapshot = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class HubView:
+    """What the ipyparallel hub says of the engines, where the caller asked it.
+
+    Only the notebook's main thread may ask the hub (its client is not thread
+    safe), so the collector's own snapshots go without; ``cluster.status()``
+    passes one. ``registered``: the engine ids the hub lists; ``queued``: the
+    engine ids with a request waiting or running.
+    """
+
+    registered: frozenset[int]
+    queued: frozenset[int] = frozenset()
 
 
 def rank_state(
-    engine: dict[str, Any] | None,
-    sample: dict[str, Any] | None,
+    pid: int | None,
+    sample: Sample | None,
     age: float | None,
     local: bool,
     dead_after: float,
-) -> str:
-    """idle, busy, dead or restarting, from the rank's engine entry and its latest sample.
+    *,
+    registered: bool = True,
+    queued: bool = False,
+) -> RankState:
+    """idle, busy, dead or restarting: the one place a rank's state is decided.
 
-    ``engine`` is the cluster's record of the rank's engine (None or without a
-    pid while it is being replaced); ``sample`` is its latest sample, ``age``
-    seconds old; ``local`` says whether the engine runs on this host.
+    ``pid`` is the rank's engine process (None while the engine is being
+    replaced); ``sample`` is its latest sample, ``age`` seconds old; ``local``
+    says whether the engine runs on the notebook's host (then its process is
+    looked at, and silence alone never makes it dead). ``registered`` is False
+    once the hub has dropped the engine, ``queued`` True while the hub holds a
+    request for it (busy before the next sample says so).
     """
-    if not engine or engine.get("engine_id") is None or not engine.get("pid"):
-        return "restarting"
-    if local and not _alive(engine["pid"]):
-        return "dead"
-    if sample is None or sample.get("pid") != engine["pid"]:
-        return "restarting"  # registered, not reporting yet: joining the group
+    if not pid:
+        return RankState.RESTARTING
+    if not registered or (local and not _alive(pid)):
+        return RankState.DEAD
+    if sample is None or sample.get("pid") != pid:
+        return RankState.RESTARTING  # registered, not reporting yet: joining the group
     if not local and age is not None and age > dead_after:
-        return "dead"
-    return "busy" if sample.get("busy") else "idle"
+        return RankState.DEAD
+    return RankState.BUSY if sample.get("busy") or queued else RankState.IDLE
 
 
 def _alive(pid: int) -> bool:
@@ -46,8 +79,11 @@ def _alive(pid: int) -> bool:
         return False
 
 
-def memory(sample: dict[str, Any] | None) -> dict[str, Any] | None:
-    """The figure a memory bar shows: GPU memory where NVML reads it, else the process RSS."""
+def memory(sample: Sample | None) -> dict[str, Any] | None:
+    """The figure a memory bar shows: GPU memory where NVML reads it, else the process RSS.
+
+    ``{"kind": "gpu" | "torch" | "host", "used": bytes, "total": bytes or None}``.
+    """
     if not sample:
         return None
     nvml = sample.get("nvml") or {}
@@ -61,9 +97,7 @@ def memory(sample: dict[str, Any] | None) -> dict[str, Any] | None:
     return None
 
 
-def link_rows(
-    rows: list[list[float]] | list[tuple[Any, ...]],
-) -> list[dict[str, Any]]:
+def link_rows(rows: Iterable[Sequence[float]]) -> list[dict[str, Any]]:
     """``[[src, dst, bytes, rate], ...]`` as dicts."""
     return [
         {"src": int(src), "dst": int(dst), "bytes": int(n), "rate": float(rate)}
@@ -73,52 +107,60 @@ def link_rows(
 
 def build(
     cluster_id: str,
-    placement: list[dict[str, Any]],
-    engines: dict[int, dict[str, Any]],
-    samples: dict[int, tuple[float, dict[str, Any]]],
-    notebook_links: list[list[float]],
-    here: str,
+    table: RankTable,
+    samples: Mapping[int, tuple[float, Sample]],
+    notebook_links: Iterable[Sequence[float]],
     dead_after: float,
-    extra: dict[str, Any] | None = None,
-) -> dict[str, Any]:
+    extra: Mapping[str, Any] | None = None,
+    hub: HubView | None = None,
+) -> Snapshot:
     """The snapshot of one cluster.
 
-    ``placement`` lists each rank's slot (rank, device, gpu); ``engines`` maps
-    rank to its engine record (engine_id, host, pid); ``samples`` maps rank to
-    (monotonic receive time, latest sample).
+    ``table`` holds each rank's record (engine, host, pid, device, gpu, and
+    whether it is restarting); ``samples`` maps rank to (monotonic receive
+    time, latest sample); ``notebook_links`` are the notebook's own link rows;
+    ``hub``, when given, adds what the hub says (see :class:`HubView`).
     """
     now = time.monotonic()
     ranks, links = [], link_rows(notebook_links)
-    for slot in placement:
-        r = slot["rank"]
-        engine = engines.get(r) or {}
-        received, sample = samples.get(r, (None, None))
-        if sample is not None and sample.get("pid") != engine.get("pid"):
+    for rec in table:
+        restarting = rec.state is RankState.RESTARTING
+        received, sample = samples.get(rec.rank, (None, None))
+        if sample is not None and sample.get("pid") != rec.pid:
             received, sample = None, None  # from the engine this rank had before
         age = None if received is None else now - received
-        local = engine.get("host") == here
-        row = {
-            "rank": r,
-            "engine_id": engine.get("engine_id"),
-            "host": engine.get("host"),
-            "pid": engine.get("pid"),
-            "device": slot["device"],
-            "gpu": slot.get("gpu"),
-            "state": rank_state(engine, sample, age, local, dead_after),
+        state = rank_state(
+            None if restarting else rec.pid,
+            sample,
+            age,
+            table.is_local(rec),
+            dead_after,
+            registered=hub is None or rec.engine_id in hub.registered,
+            queued=hub is not None and rec.engine_id in hub.queued,
+        )
+        row: dict[str, Any] = {
+            "rank": rec.rank,
+            "engine_id": None if restarting else rec.engine_id,
+            "host": rec.host,
+            "pid": rec.pid,
+            "device": rec.device,
+            "gpu": rec.gpu,
+            "state": state.value,
             "age": age,
             "memory": memory(sample),
         }
         if sample is not None:
             for k in ("time", "busy_since", "rss", "cpu_percent", "memory_total", "torch", "nvml"):
                 row[k] = sample.get(k)
-            row["links"] = link_rows(sample.get("links") or [])
-            links += row["links"]
+            sent = link_rows(sample.get("links") or [])
+            row["links"] = sent
+            links += sent
         ranks.append(row)
-    snap = {
+    snap: Snapshot = {
         "type": "snapshot",
         "cluster": cluster_id,
         "time": time.time(),
-        "world_size": len(placement),
+        "world_size": len(table),
         "ranks": ranks,
         "links": sorted(links, key=lambda x: (x["src"], x["dst"])),
     }

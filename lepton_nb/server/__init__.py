@@ -9,7 +9,7 @@ follows every cluster started from this server's kernels (see
 from __future__ import annotations
 
 import os
-from typing import Any
+from typing import TYPE_CHECKING
 
 from jupyter_server.utils import url_path_join
 from traitlets import Bool, Float
@@ -18,6 +18,9 @@ from traitlets.config import Configurable
 from .handlers import ClustersHandler, MetricsSocket, PrometheusHandler
 from .prometheus import registry_for
 from .registry import Clusters
+
+if TYPE_CHECKING:  # pragma: no cover
+    from jupyter_server.serverapp import ServerApp
 
 
 class LeptonMonitor(Configurable):
@@ -38,7 +41,7 @@ def _jupyter_server_extension_points() -> list[dict[str, str]]:
     return [{"module": "lepton_nb.server"}]
 
 
-def _kernel_files(serverapp: Any) -> set[str]:
+def _kernel_files(serverapp: ServerApp) -> set[str]:
     """Base names of this server's kernels' connection files."""
     km = serverapp.kernel_manager
     files = set()
@@ -50,7 +53,7 @@ def _kernel_files(serverapp: Any) -> set[str]:
     return files
 
 
-def _load_jupyter_server_extension(serverapp: Any) -> None:
+def _load_jupyter_server_extension(serverapp: ServerApp) -> None:
     config = LeptonMonitor(parent=serverapp)
     kernels = None if not config.own_kernels_only else (lambda: _kernel_files(serverapp))
     clusters = Clusters(serverapp.log, kernels, poll_interval=config.poll_interval)
@@ -70,7 +73,7 @@ def _load_jupyter_server_extension(serverapp: Any) -> None:
     serverapp.log.info("lepton: cluster monitor at %slepton/api/clusters", base)
 
 
-def _unload_jupyter_server_extension(serverapp: Any) -> None:
+def _unload_jupyter_server_extension(serverapp: ServerApp) -> None:
     clusters = serverapp.web_app.settings.pop("lepton_clusters", None)
     if clusters is not None:
         clusters.stop()

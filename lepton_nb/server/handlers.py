@@ -27,6 +27,7 @@ class ClustersHandler(APIHandler):
 
     @web.authenticated
     def get(self) -> None:
+        """``{"clusters": [...]}``: each followed cluster and its ranks."""
         clusters: Clusters = self.settings["lepton_clusters"]
         self.finish(json.dumps({"clusters": clusters.describe()}))
 
@@ -36,6 +37,7 @@ class PrometheusHandler(APIHandler):
 
     @web.authenticated
     def get(self) -> None:
+        """Every followed cluster's latest snapshot, in Prometheus text format."""
         body = generate_latest(self.settings["lepton_registry"])
         self.finish(body, set_content_type=CONTENT_TYPE_LATEST)
 
@@ -52,6 +54,7 @@ class MetricsSocket(JupyterHandler, websocket.WebSocketHandler):
 
     @ws_authenticated
     async def get(self, *args: Any, **kwargs: Any) -> None:
+        """Upgrade to a WebSocket, for an authenticated user only (403 otherwise)."""
         res = super().get(*args, **kwargs)
         if res is not None:
             await res
@@ -64,9 +67,11 @@ class MetricsSocket(JupyterHandler, websocket.WebSocketHandler):
 
     @property
     def clusters(self) -> Clusters:
+        """The server's followed clusters (see :mod:`.registry`)."""
         return self.settings["lepton_clusters"]
 
     def open(self, *args: Any, **kwargs: Any) -> None:
+        """Say hello with the clusters, send each latest snapshot, then follow new ones."""
         self._last = {}
         self._send({"type": "hello", "clusters": self.clusters.describe()})
         for snap in list(self.clusters.snapshots.values()):
@@ -74,6 +79,7 @@ class MetricsSocket(JupyterHandler, websocket.WebSocketHandler):
         self.clusters.add_listener(self.on_snapshot)
 
     def on_snapshot(self, message: dict[str, Any]) -> None:
+        """Pass on a snapshot (at most one per cluster each ``interval``) or a ``gone``."""
         cid = str(message.get("cluster"))
         now = time.monotonic()
         if message.get("type") == "snapshot" and now - self._last.get(cid, -1e9) < self.interval:
@@ -88,6 +94,7 @@ class MetricsSocket(JupyterHandler, websocket.WebSocketHandler):
             self.clusters.remove_listener(self.on_snapshot)
 
     def on_message(self, message: str | bytes) -> None:
+        """``{"type": "rate", "interval": S}`` sets the client's rate; anything else is logged."""
         try:
             msg = json.loads(message)
             if not isinstance(msg, dict) or msg.get("type") != "rate":
@@ -105,4 +112,5 @@ class MetricsSocket(JupyterHandler, websocket.WebSocketHandler):
         self.interval = float(interval)
 
     def on_close(self) -> None:
+        """Stop following snapshots for this client."""
         self.clusters.remove_listener(self.on_snapshot)

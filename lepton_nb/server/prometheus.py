@@ -6,7 +6,7 @@ per-rank gauges (memory, CPU, GPU, state) and per-link counters and rates.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from prometheus_client import CollectorRegistry
@@ -18,8 +18,8 @@ from .registry import Clusters
 
 RANK_LABELS = ["cluster", "rank", "host", "device"]
 
-#: name, help, how to read it from a rank's row
-_RANK_GAUGES: list[tuple[str, str, Any]] = [
+#: name, help, how to read it from a rank's row (a snapshot's JSON)
+_RANK_GAUGES: list[tuple[str, str, Callable[[dict[str, Any]], float | None]]] = [
     ("rss_bytes", "Resident memory of the rank's process.", lambda r: r.get("rss")),
     (
         "cpu_percent",
@@ -85,6 +85,7 @@ class SnapshotCollector(Collector):
         self.clusters = clusters
 
     def collect(self) -> Iterator[Metric]:
+        """The metric families of every cluster's latest snapshot (called at each scrape)."""
         snaps = list(self.clusters.snapshots.values())
         count = GaugeMetricFamily("lepton_clusters", "Clusters this server follows.")
         count.add_metric([], len(snaps))

@@ -124,7 +124,8 @@ class Clusters:
         return info
 
     def _follow(self, cid: str, info: dict[str, Any]) -> None:
-        sock = zmq.Context.instance().socket(zmq.SUB)
+        ctx: zmq.Context[zmq.Socket[bytes]] = zmq.Context.instance()
+        sock = ctx.socket(zmq.SUB)
         sock.setsockopt(zmq.LINGER, 0)
         sock.setsockopt(zmq.SUBSCRIBE, b"")
         try:
@@ -160,6 +161,11 @@ class Clusters:
         self._tell(snap)
 
     # -- reading ---------------------------------------------------------
+    def subscription(self, cid: str) -> zmq.Socket[bytes] | None:
+        """The SUB socket following cluster ``cid``'s snapshots; None when not followed."""
+        stream = self._streams.get(cid)
+        return None if stream is None else stream.socket
+
     def describe(self) -> list[dict[str, Any]]:
         """What ``GET /lepton/api/clusters`` answers: each cluster and its ranks."""
         out = []

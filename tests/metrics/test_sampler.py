@@ -90,3 +90,16 @@ def test_a_sample_costs_little():
         times.append(time.perf_counter() - t0)
     # at 2 samples a second, a few milliseconds each is well under 1% of a core
     assert statistics.median(times) < 0.01
+
+
+def test_the_request_that_starts_the_sampler_is_not_busy():
+    activity = sampler.Activity()
+    activity.begin()  # the engine runs the request that (re)starts the sampler
+    s = sampler.Sampler("tcp://127.0.0.1:9", KEY, "c1", 0, None, 1.0, activity)
+    assert s.read()["busy"] is False
+    activity.end()
+    assert s.read()["busy"] is False
+    activity.begin()  # the user's next cell
+    assert s.read()["busy"] is True
+    activity.end()
+    assert s.read()["busy"] is False

@@ -2,34 +2,49 @@ import os
 import subprocess
 import sys
 
+from lepton_nb import RankState
+from lepton_nb.cluster.ranks import RankRecord, RankTable
+from lepton_nb.engine.identity import EngineReport, LaunchIndex
 from lepton_nb.metrics import snapshot
-
-
-def _engine(pid=None):
-    return {"engine_id": 3, "host": "h", "pid": pid or os.getpid()}
+from lepton_nb.metrics.snapshot import HubView
 
 
 def test_states():
     me = os.getpid()
     sample = {"pid": me, "busy": False}
     assert snapshot.rank_state(None, None, None, True, 10) == "restarting"
-    assert snapshot.rank_state({"engine_id": None}, None, None, True, 10) == "restarting"
-    assert snapshot.rank_state(_engine(), None, None, True, 10) == "restarting"
-    assert snapshot.rank_state(_engine(), sample, 0.1, True, 10) == "idle"
-    assert snapshot.rank_state(_engine(), dict(sample, busy=True), 0.1, True, 10) == "busy"
+    assert snapshot.rank_state(me, None, None, True, 10) == "restarting"
+    assert snapshot.rank_state(me, sample, 0.1, True, 10) is RankState.IDLE
+    assert snapshot.rank_state(me, dict(sample, busy=True), 0.1, True, 10) == "busy"
     # a local rank silent for long but alive is still what it said (e.g. holding the GIL)
-    assert snapshot.rank_state(_engine(), sample, 60, True, 10) == "idle"
+    assert snapshot.rank_state(me, sample, 60, True, 10) == "idle"
     # a remote rank silent for longer than dead_after is dead
-    assert snapshot.rank_state(_engine(), sample, 60, False, 10) == "dead"
+    assert snapshot.rank_state(me, sample, 60, False, 10) == "dead"
     # a sample from the engine the rank had before a restart does not count
-    assert snapshot.rank_state(_engine(), dict(sample, pid=1), 0.1, True, 10) == "restarting"
+    assert snapshot.rank_state(me, dict(sample, pid=1), 0.1, True, 10) == "restarting"
+
+
+def test_what_the_hub_says_counts_too():
+    me = os.getpid()
+    sample = {"pid": me, "busy": False}
+    # a request the hub holds makes the rank busy before its next sample says so
+    assert snapshot.rank_state(me, sample, 0.1, False, 10, queued=True) == "busy"
+    # an engine the hub dropped is dead, whatever its last sample said
+    assert snapshot.rank_state(me, sample, 0.1, False, 10, registered=False) == "dead"
+    # while being replaced it is restarting, not dead
+    assert snapshot.rank_state(None, None, None, False, 10, registered=False) == "restarting"
 
 
 def test_a_local_rank_whose_process_is_gone_is_dead():
     proc = subprocess.Popen([sys.executable, "-c", "pass"])
     proc.wait()
     sample = {"pid": proc.pid, "busy": False}
-    assert snapshot.rank_state(_engine(proc.pid), sample, 0.1, True, 10) == "dead"
+    assert snapshot.rank_state(proc.pid, sample, 0.1, True, 10) == "dead"
+
+
+def test_states_are_the_rank_states():
+    assert snapshot.STATES == ("idle", "busy", "dead", "restarting")
+    assert set(snapshot.STATES) == {s.value for s in RankState}
 
 
 def test_memory_prefers_the_gpu():
@@ -42,25 +57,51 @@ def test_memory_prefers_the_gpu():
     assert snapshot.memory(gpu) == {"kind": "gpu", "used": 9, "total": 80}
 
 
+def _rec(rank, host, pid, state=RankState.IDLE):
+    report = EngineReport(host, "127.0.0.1", "lo", pid, LaunchIndex("local", rank, rank),
+                          (), False, 2, "3.11.7", "2.13.0", "0.1.0")  # fmt: skip
+    return RankRecord(rank, rank, 3 + rank, "s1", report, None, 1, state)
+
+
 def test_build_merges_ranks_and_links():
     me = os.getpid()
-    placement = [{"rank": 0, "device": "cpu", "gpu": None}, {"rank": 1, "device": "cpu"}]
-    engines = {0: _engine(me), 1: {"engine_id": None}}
+    table = RankTable([_rec(0, "h", me), _rec(1, "h", me, RankState.RESTARTING)], "h")
     sample = {"pid": me, "busy": True, "rss": 1, "links": [[0, 1, 100, 50.0]], "time": 1.0}
     snap = snapshot.build(
         "abc",
-        placement,
-        engines,
+        table,
         {0: (0.0, sample)},
         [[-1, 0, 10, 5.0]],
-        "h",
         10.0,
         {"backend": "gloo"},
     )
     assert snap["cluster"] == "abc" and snap["world_size"] == 2 and snap["backend"] == "gloo"
     assert [r["state"] for r in snap["ranks"]] == ["busy", "restarting"]
+    assert [r["engine_id"] for r in snap["ranks"]] == [3, None]  # none while it is replaced
+    assert snap["ranks"][0]["device"] == "cpu" and snap["ranks"][0]["host"] == "h"
     assert snap["ranks"][0]["links"] == [{"src": 0, "dst": 1, "bytes": 100, "rate": 50.0}]
     assert snap["links"] == [
         {"src": -1, "dst": 0, "bytes": 10, "rate": 5.0},
         {"src": 0, "dst": 1, "bytes": 100, "rate": 50.0},
     ]
+
+
+def test_build_asks_the_table_which_ranks_are_local():
+    me = os.getpid()
+    sample = {"pid": me, "busy": False}
+    samples = {0: (-1e9, sample)}  # received long ago
+    # on the notebook's host, silence alone is not death; elsewhere it is
+    here = snapshot.build("c", RankTable([_rec(0, "nb", me)], "nb"), samples, [], 10.0)
+    there = snapshot.build("c", RankTable([_rec(0, "node2", me)], "nb"), samples, [], 10.0)
+    assert here["ranks"][0]["state"] == "idle" and there["ranks"][0]["state"] == "dead"
+
+
+def test_build_with_what_the_hub_says():
+    me = os.getpid()
+    table = RankTable([_rec(0, "h", me), _rec(1, "h", me)], "h")
+    sample = {"pid": me, "busy": False}
+    samples = {0: (0.0, sample), 1: (0.0, sample)}
+    snap = snapshot.build(
+        "c", table, samples, [], 1e12, hub=HubView(frozenset({3}), frozenset({3}))
+    )
+    assert [r["state"] for r in snap["ranks"]] == ["busy", "dead"]  # engine 4 is gone

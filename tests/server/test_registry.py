@@ -147,7 +147,7 @@ async def test_forged_snapshots_are_dropped(server_cluster, jp_fetch, jp_servera
     pub = zmq.Context.instance().socket(zmq.PUB)
     pub.setsockopt(zmq.LINGER, 0)
     port = pub.bind_to_random_port("tcp://127.0.0.1")
-    clusters._streams[c.cluster_id].socket.connect(f"tcp://127.0.0.1:{port}")
+    clusters.subscription(c.cluster_id).connect(f"tcp://127.0.0.1:{port}")
     try:
         for _ in range(20):
             pub.send_multipart(
