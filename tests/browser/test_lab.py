@@ -5,6 +5,8 @@ import time
 
 import pytest
 
+from tests.support.lab import dismiss_news, open_monitor_panel, run_cell, screenshot_on_failure
+
 from .conftest import ARTIFACTS, notebook
 
 pytestmark = [pytest.mark.slow, pytest.mark.labextension]
@@ -13,22 +15,9 @@ pytestmark = [pytest.mark.slow, pytest.mark.labextension]
 PANEL_TIMEOUT_MS = 120_000
 
 
-def _run_cell(page, index):
-    cell = page.locator(".jp-Notebook .jp-Cell").nth(index)
-    cell.locator(".jp-InputArea-editor").click()
-    page.keyboard.press("Shift+Enter")
-
-
 def _memory(page, rank):
     bar = page.locator(f'#lepton-monitor .lepton-rank[data-rank="{rank}"] .lepton-memory')
     return int(bar.get_attribute("data-bytes"))
-
-
-def _dismiss_news(page):
-    try:
-        page.get_by_role("button", name="No", exact=True).click(timeout=5000)
-    except Exception:  # no toast this time: nothing to dismiss
-        pass
 
 
 def _widget_has_two_ranks(page):
@@ -54,77 +43,69 @@ def test_panel_shows_ranks_and_rising_memory(lab, browser):
     page = browser.new_page(viewport={"width": 1500, "height": 900})
     errors = []
     page.on("pageerror", lambda e: errors.append(str(e)))
-    page.goto(lab.url("lab/tree/monitor.ipynb"))
-    page.locator(".jp-Notebook .jp-Cell").first.wait_for(timeout=60_000)
-    page.locator(".jp-Notebook-ExecutionIndicator[data-status='idle']").wait_for(timeout=60_000)
-    _dismiss_news(page)
+    with screenshot_on_failure(page, "lepton-monitor-panel"):
+        page.goto(lab.url("lab/tree/monitor.ipynb"))
+        page.locator(".jp-Notebook .jp-Cell").first.wait_for(timeout=60_000)
+        page.locator(".jp-Notebook-ExecutionIndicator[data-status='idle']").wait_for(timeout=60_000)
+        dismiss_news(page)
 
-    # the palette command opens the panel
-    page.keyboard.press("Control+Shift+C")
-    page.locator(".lm-CommandPalette-input").fill("Lepton: Open cluster monitor")
-    # the palette re-renders its items while it filters: wait for ours to be the active one,
-    # then run it with Enter (clicking an item that re-renders can miss it)
-    page.locator(".lm-CommandPalette-item.lm-mod-active[data-command='lepton:open-monitor']").wait_for(
-        timeout=30_000
-    )
-    page.locator(".lm-CommandPalette-input").press("Enter")
-    panel = page.locator("#lepton-monitor")
-    panel.wait_for(state="visible", timeout=10_000)
-    panel.locator(".lepton-empty").wait_for(timeout=20_000)
+        open_monitor_panel(page)  # the palette command opens the panel
+        panel = page.locator("#lepton-monitor")
+        panel.locator(".lepton-empty").wait_for(timeout=20_000)
 
-    _run_cell(page, run["start"])
-    page.locator("#lepton-monitor .lepton-rank").nth(1).wait_for(timeout=PANEL_TIMEOUT_MS)
-    assert page.locator("#lepton-monitor .lepton-rank").count() == 2
-    page.wait_for_function(
-        "() => [...document.querySelectorAll('#lepton-monitor .lepton-state')]"
-        ".every(s => s.textContent === 'idle')",
-        timeout=PANEL_TIMEOUT_MS,
-    )
-    before = _memory(page, 0)
-    hosts = panel.locator(".lepton-rank .lepton-host").all_inner_texts()
-    assert len(hosts) == 2 and all(hosts)
+        run_cell(page, run["start"])
+        page.locator("#lepton-monitor .lepton-rank").nth(1).wait_for(timeout=PANEL_TIMEOUT_MS)
+        assert page.locator("#lepton-monitor .lepton-rank").count() == 2
+        page.wait_for_function(
+            "() => [...document.querySelectorAll('#lepton-monitor .lepton-state')]"
+            ".every(s => s.textContent === 'idle')",
+            timeout=PANEL_TIMEOUT_MS,
+        )
+        before = _memory(page, 0)
+        hosts = panel.locator(".lepton-rank .lepton-host").all_inner_texts()
+        assert len(hosts) == 2 and all(hosts)
 
-    _run_cell(page, run["push"])
-    page.locator('#lepton-monitor .lepton-link[data-src="-1"][data-dst="1"]').wait_for(
-        timeout=PANEL_TIMEOUT_MS
-    )
-    _run_cell(page, run["allocate"])
-    page.locator("#lepton-monitor .lepton-state", has_text="busy").first.wait_for(
-        timeout=PANEL_TIMEOUT_MS
-    )
-    deadline = time.monotonic() + 60
-    while _memory(page, 0) < before + 400_000_000:
-        assert time.monotonic() < deadline, f"rank 0 memory stayed near {before} bytes"
-        page.wait_for_timeout(250)
-    label = panel.locator('.lepton-rank[data-rank="0"] .lepton-memory-label').inner_text()
-    assert re.match(r"[\d.]+ [kMG]B / [\d.]+ [kMG]B", label)
-    ARTIFACTS.mkdir(exist_ok=True)
-    shot = ARTIFACTS / "lepton-monitor-panel.png"
-    page.screenshot(path=str(shot))
-    print(f"screenshot: {shot}")
+        run_cell(page, run["push"])
+        page.locator('#lepton-monitor .lepton-link[data-src="-1"][data-dst="1"]').wait_for(
+            timeout=PANEL_TIMEOUT_MS
+        )
+        run_cell(page, run["allocate"])
+        page.locator("#lepton-monitor .lepton-state", has_text="busy").first.wait_for(
+            timeout=PANEL_TIMEOUT_MS
+        )
+        deadline = time.monotonic() + 60
+        while _memory(page, 0) < before + 400_000_000:
+            assert time.monotonic() < deadline, f"rank 0 memory stayed near {before} bytes"
+            page.wait_for_timeout(250)
+        label = panel.locator('.lepton-rank[data-rank="0"] .lepton-memory-label').inner_text()
+        assert re.match(r"[\d.]+ [kMG]B / [\d.]+ [kMG]B", label)
+        ARTIFACTS.mkdir(exist_ok=True)
+        shot = ARTIFACTS / "lepton-monitor-panel.png"
+        page.screenshot(path=str(shot))
+        print(f"screenshot: {shot}")
 
-    # the widget renders in JupyterLab too
-    page.locator(".jp-Notebook-ExecutionIndicator[data-status='idle']").wait_for(timeout=60_000)
-    _run_cell(page, run["widget"])
-    _widget_has_two_ranks(page)
+        # the widget renders in JupyterLab too
+        page.locator(".jp-Notebook-ExecutionIndicator[data-status='idle']").wait_for(timeout=60_000)
+        run_cell(page, run["widget"])
+        _widget_has_two_ranks(page)
 
-    # and in the classic Notebook (Notebook 7), on the same kernel
-    classic = browser.new_page(viewport={"width": 1200, "height": 900})
-    classic_errors = []  # Notebook 7 reports some of its own; none may be ours
-    classic.on("pageerror", lambda e: classic_errors.append(f"{e}\n{e.stack}"))
-    classic.goto(lab.url("notebooks/monitor.ipynb"))
-    classic.locator(".jp-Notebook .jp-Cell").first.wait_for(timeout=60_000)
-    classic.locator(".jp-Notebook-ExecutionIndicator[data-status='idle']").wait_for(timeout=60_000)
-    _run_cell(classic, run["widget"])
-    _widget_has_two_ranks(classic)
-    classic.screenshot(path=str(ARTIFACTS / "lepton-monitor-widget-notebook7.png"))
-    classic.close()
-    assert not [e for e in classic_errors if "lepton" in e.lower()], classic_errors
+        # and in the classic Notebook (Notebook 7), on the same kernel
+        classic = browser.new_page(viewport={"width": 1200, "height": 900})
+        classic_errors = []  # Notebook 7 reports some of its own; none may be ours
+        classic.on("pageerror", lambda e: classic_errors.append(f"{e}\n{e.stack}"))
+        classic.goto(lab.url("notebooks/monitor.ipynb"))
+        classic.locator(".jp-Notebook .jp-Cell").first.wait_for(timeout=60_000)
+        classic.locator(".jp-Notebook-ExecutionIndicator[data-status='idle']").wait_for(timeout=60_000)
+        run_cell(classic, run["widget"])
+        _widget_has_two_ranks(classic)
+        classic.screenshot(path=str(ARTIFACTS / "lepton-monitor-widget-notebook7.png"))
+        classic.close()
+        assert not [e for e in classic_errors if "lepton" in e.lower()], classic_errors
 
-    listed = lab.api("lepton/api/clusters")["clusters"]
-    assert len(listed) == 1 and listed[0]["world_size"] == 2
+        listed = lab.api("lepton/api/clusters")["clusters"]
+        assert len(listed) == 1 and listed[0]["world_size"] == 2
 
-    _run_cell(page, run["stop"])
-    panel.locator(".lepton-empty").wait_for(timeout=60_000)
-    assert not errors, errors
+        run_cell(page, run["stop"])
+        panel.locator(".lepton-empty").wait_for(timeout=60_000)
+        assert not errors, errors
     page.close()

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from tests.browser.conftest import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, notebook
+from tests.support.lab import dismiss_news, open_monitor_panel, run_cell
 
 pytestmark = [pytest.mark.slow, pytest.mark.labextension]
 
@@ -39,22 +40,11 @@ def test_alice_sees_her_ranks_and_not_bobs(hub, kernel):
             page.goto(hub.url + "/user/alice/lab/tree/hub.ipynb")
             page.locator(".jp-Notebook .jp-Cell").first.wait_for(timeout=90_000)
             page.locator(".jp-Notebook-ExecutionIndicator[data-status='idle']").wait_for(timeout=90_000)
-            for text in ("No", "Dismiss"):  # JupyterLab's news toast, if it shows
-                try:
-                    page.get_by_role("button", name=text, exact=True).click(timeout=2000)
-                except Exception:
-                    pass
-            page.keyboard.press("Control+Shift+C")
-            page.locator(".lm-CommandPalette-input").fill("Lepton: Open cluster monitor")
-            page.locator(".lm-CommandPalette-item.lm-mod-active[data-command='lepton:open-monitor']"
-                         ).wait_for(timeout=30_000)  # fmt: skip
-            page.locator(".lm-CommandPalette-input").press("Enter")
+            dismiss_news(page)
+            open_monitor_panel(page)
             panel = page.locator("#lepton-monitor")
-            panel.wait_for(state="visible", timeout=30_000)
             for index in (0, 1):
-                cell = page.locator(".jp-Notebook .jp-Cell").nth(index)
-                cell.locator(".jp-InputArea-editor").click()
-                page.keyboard.press("Shift+Enter")
+                run_cell(page, index)
             page.locator(".jp-OutputArea-output", has_text="[rank 1] rank 1 of 2").wait_for(
                 timeout=PANEL_TIMEOUT_MS
             )
@@ -65,9 +55,7 @@ def test_alice_sees_her_ranks_and_not_bobs(hub, kernel):
             assert bob_id not in panel.inner_text()
             # the widget, too, under the hub's /user/alice/ URL
             page.locator(".jp-Notebook-ExecutionIndicator[data-status='idle']").wait_for(timeout=60_000)
-            cell = page.locator(".jp-Notebook .jp-Cell").nth(2)
-            cell.locator(".jp-InputArea-editor").click()
-            page.keyboard.press("Shift+Enter")
+            run_cell(page, 2)
             widget = page.locator(".jp-OutputArea .lepton-monitor")
             widget.wait_for(timeout=60_000)
             assert widget.locator(".lepton-rank").count() == 2
