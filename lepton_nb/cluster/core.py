@@ -173,7 +173,9 @@ class Cluster(ClusterOptions):
         """rank -> ipyparallel engine id, for the selected ranks; refuses ranks whose engine is gone."""
         alive = set(self._require().ids)
         chosen = self._table.engine_ids(self.select(ranks))
-        dead = [r for r, eid in chosen.items() if eid not in alive]
+        # gone: the hub dropped the engine, or (on this host) its process is no more, which
+        # the hub hears of a moment later; status shows both as dead (metrics.snapshot)
+        dead = [r for r, eid in chosen.items() if eid not in alive or self._table.process_gone(r)]
         if dead:
             raise ClusterError(DEAD_RANK.format(rank=dead[0]))
         return chosen

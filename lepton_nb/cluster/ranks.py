@@ -20,6 +20,18 @@ from ..engine.identity import EngineReport
 from ..errors import RankState
 
 
+def process_alive(pid: int | None) -> bool:
+    """Whether the process ``pid`` of this host runs (a zombie does not)."""
+    if not pid:
+        return False
+    import psutil
+
+    try:
+        return bool(psutil.Process(pid).status() != psutil.STATUS_ZOMBIE)
+    except psutil.Error:
+        return False
+
+
 @dataclass(frozen=True)
 class RankRecord:
     """One rank: where it runs and on what. Replaced, never changed in place."""
@@ -112,6 +124,14 @@ class RankTable:
         """Whether a rank runs on the notebook's own host (the one place this is decided)."""
         record = rank if isinstance(rank, RankRecord) else self._records[rank]
         return record.host == self.notebook_host
+
+    def process_gone(self, rank: int | RankRecord) -> bool:
+        """Whether a rank on this host has lost its engine process (the hub may not know yet).
+
+        Only a local rank's process can be looked at; another host's never counts as gone here.
+        """
+        record = rank if isinstance(rank, RankRecord) else self._records[rank]
+        return self.is_local(record) and not process_alive(record.pid)
 
     def hosts_to_name(self) -> dict[int, str]:
         """rank -> host, for messages: every rank when the ranks span hosts or run elsewhere."""

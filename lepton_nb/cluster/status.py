@@ -9,7 +9,6 @@ status answers even while every rank is busy in a long cell.
 from __future__ import annotations
 
 import html
-import time
 from typing import TYPE_CHECKING, Any
 
 import psutil
@@ -25,11 +24,6 @@ if TYPE_CHECKING:  # pragma: no cover
 
 COLUMNS = ("rank", "engine", "host", "pid", "device", "memory", "state")
 
-#: Seconds status waits for the ranks' states to settle: the first sample of an engine that
-#: has just (re)started, and the hub's word on one whose process is gone.
-SETTLE_S = 1.0
-
-
 def _hub(cluster: Cluster) -> HubView:
     """The engines the hub lists, and those it holds a request for (main thread only)."""
     client = cluster.client
@@ -43,33 +37,19 @@ def _hub(cluster: Cluster) -> HubView:
     return HubView(frozenset(client.ids), frozenset(queued))
 
 
-def _settled(rows: list[dict[str, Any]], hub: HubView) -> bool:
-    """Whether each live rank has reported, and the hub has dropped each rank shown dead.
-
-    The hub hears of an engine's death a moment after its process is gone; until
-    then the cluster would still send it work, so status waits for the two to agree.
-    """
-    return all(
-        ("time" in r or r["state"] == "dead")
-        and not (r["state"] == "dead" and r["engine_id"] in hub.registered)
-        for r in rows
-    )
-
-
 def _states(cluster: Cluster) -> dict[int, dict[str, Any]]:
-    """rank -> its snapshot row, told what the hub says, once settled (up to :data:`SETTLE_S`)."""
+    """rank -> its snapshot row, told what the hub says.
+
+    Start and restart return once each new engine's first sample is in, and a
+    rank shown dead is one :meth:`Cluster.engines` refuses, so there is nothing
+    to wait for here.
+    """
     collector = cluster.collector
     if collector is None:  # only while not running: the collector starts and stops with it
         from .core import NO_CLUSTER
 
         raise ClusterError(NO_CLUSTER)
-    deadline = time.monotonic() + SETTLE_S
-    while True:
-        hub = _hub(cluster)
-        rows = collector.ranks(hub=hub)
-        if _settled(rows, hub) or time.monotonic() >= deadline:
-            return {r["rank"]: r for r in rows}
-        time.sleep(0.02)
+    return {r["rank"]: r for r in collector.ranks(hub=_hub(cluster))}
 
 
 def _local_memory(rec: RankRecord) -> tuple[int | None, int | None]:

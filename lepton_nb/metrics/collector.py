@@ -32,6 +32,8 @@ log = logging.getLogger(__name__)
 
 #: Seconds a remote rank may stay silent before it counts as dead.
 DEAD_AFTER_S = 10.0
+#: Seconds start and restart wait for each new sampler's first sample (at least 5 intervals).
+FIRST_SAMPLE_S = 10.0
 
 
 class Collector(threading.Thread):
@@ -46,6 +48,7 @@ class Collector(threading.Thread):
         self.received = self.rejected = 0
         self._samples: dict[int, tuple[float, Sample]] = {}
         self._lock = threading.Lock()
+        self._arrived = threading.Condition(self._lock)  # notified with each sample kept
         self._stopping = threading.Event()
         self._links = LinkRates(cluster.transfer.links)  # what the notebook pushed, per rank
         self._last_warning = 0.0
@@ -109,8 +112,29 @@ class Collector(threading.Thread):
         job = Job(cluster.client).apply(engines, sampler.start, args_by_rank=args)
         if not job.wait(timeout):
             log.warning("rank(s) %s did not start their metrics sampler", job.running)
-        for r, failure in job.outcome().failures.items():
+        outcome = job.outcome()
+        for r, failure in outcome.failures.items():
             log.warning("rank %s: metrics sampler did not start: %s", r, failure.summary())
+        # each sampler sends a sample as it starts: once that is here, no rank reads
+        # "restarting" for want of one (status, the widget and the panel agree at once)
+        started = {r: answer["pid"] for r, answer in outcome.results.items()}
+        silent = self.wait_for_samples(started, max(FIRST_SAMPLE_S, 5 * self.interval))
+        if silent:
+            log.warning("no metrics sample yet from rank(s) %s (%s)", silent, self.endpoint)
+
+    def wait_for_samples(self, pids: dict[int, int], timeout: float) -> list[int]:
+        """Wait until each rank in ``pids`` sent a sample from that engine; the ranks still silent."""
+        deadline = time.monotonic() + timeout
+        with self._arrived:
+            while True:
+                silent = [
+                    r for r, pid in sorted(pids.items())
+                    if r not in self._samples or self._samples[r][1].get("pid") != pid
+                ]  # fmt: skip
+                left = deadline - time.monotonic()
+                if not silent or left <= 0:
+                    return silent
+                self._arrived.wait(left)
 
     # -- the thread ------------------------------------------------------
     def run(self) -> None:
@@ -156,8 +180,9 @@ class Collector(threading.Thread):
                 self._last_warning = now
                 log.warning("dropped a malformed metrics message (%d so far): %s", self.rejected, e)
             return False
-        with self._lock:
+        with self._arrived:
             self._samples[rank] = (time.monotonic(), msg)
+            self._arrived.notify_all()
         self.received += 1
         return True
 

@@ -12,8 +12,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-import psutil
-
+from ..cluster.ranks import process_alive
 from ..errors import RankState
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -63,7 +62,7 @@ def rank_state(
     """
     if not pid:
         return RankState.RESTARTING
-    if not registered or (local and not _alive(pid)):
+    if not registered or (local and not process_alive(pid)):
         return RankState.DEAD
     if sample is None or sample.get("pid") != pid:
         return RankState.RESTARTING  # registered, not reporting yet: joining the group
@@ -72,11 +71,6 @@ def rank_state(
     return RankState.BUSY if sample.get("busy") or queued else RankState.IDLE
 
 
-def _alive(pid: int) -> bool:
-    try:
-        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
-    except psutil.Error:
-        return False
 
 
 def memory(sample: Sample | None) -> dict[str, Any] | None:

@@ -188,3 +188,24 @@ def test_a_rank_killed_between_cells_shows_dead_and_is_refused_until_restarted(c
     cluster.restart(1)
     assert [r["state"] for r in cluster.status().rows] == ["idle", "idle"]
     assert cluster.execute("w = world_size", gather=["w"]) == {"w": [2, 2]}
+
+
+def test_a_rank_whose_process_is_gone_is_refused_before_the_hub_notices(cluster):
+    import os
+    import signal
+
+    import psutil
+
+    from lepton_nb import ClusterError
+
+    pid = cluster.placement[1]["pid"]
+    os.kill(pid, signal.SIGKILL)
+    psutil.Process(pid).wait(30)  # gone (reaped by its nanny); the hub may still list it
+    with pytest.raises(ClusterError, match=r"Rank 1's engine is gone"):
+        cluster.execute("pass")
+    assert cluster.status().rows[1]["state"] == "dead"
+    cluster.restart(1)
+    # restart returns once the new engine's sampler has reported: status agrees at once
+    assert cluster.collector.wait_for_samples({1: cluster.placement[1]["pid"]}, 0) == []
+    assert [r["state"] for r in cluster.status().rows] == ["idle", "idle"]
+    assert cluster.execute("w = world_size", gather=["w"]) == {"w": [2, 2]}
