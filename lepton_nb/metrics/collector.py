@@ -5,11 +5,20 @@ to, and a PUB socket on loopback where it republishes the cluster's snapshot
 each interval for the Jupyter server (found through a runtime file). Both are
 served by one daemon thread, so samples arrive while the notebook's main
 thread waits on a ``%%lepton_distributed`` cell.
+
+The PULL socket is reachable from the engines' network, so everything on it
+is treated as hostile until shown otherwise: ZMQ itself drops a frame over
+:data:`~.wire.MAX_SAMPLE_BYTES` (and the connection that sent it), a message
+keeps at most three frames, and a sample is kept only when it is signed
+(:func:`.wire.verify`), well formed (:func:`.snapshot.check_sample`), of
+this cluster, and newer than the last one from its sender (:class:`.wire.Replays`).
+Everything refused is counted and logged once per flood (:class:`.refusals.Refusals`).
 """
 
 from __future__ import annotations
 
 import atexit
+import itertools
 import logging
 import math
 import os
@@ -23,6 +32,7 @@ import zmq
 from ..cluster.job import Job
 from ..links import LinkRates, LinkRow
 from . import runtime, sampler, snapshot, wire
+from .refusals import Refusals
 from .snapshot import HubView, Sample, Snapshot
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -34,6 +44,8 @@ log = logging.getLogger(__name__)
 DEAD_AFTER_S = 10.0
 #: Seconds start and restart wait for each new sampler's first sample (at least 5 intervals).
 FIRST_SAMPLE_S = 10.0
+#: Messages a sender may have waiting before ZMQ holds it back (a few seconds of samples).
+RECEIVE_QUEUE = 64
 
 
 class Collector(threading.Thread):
@@ -45,19 +57,24 @@ class Collector(threading.Thread):
         self.cluster_id = cluster.cluster_id
         self.interval = interval
         self.key = os.urandom(32)
-        self.received = self.rejected = 0
+        self.received = 0
+        #: the messages refused so far (``refused.count``), logged once per flood
+        self.refused = Refusals(log, "dropped a malformed metrics message")
+        self._replays = wire.Replays()
+        self._published = itertools.count(1)  # the seq of each snapshot published
         self._samples: dict[int, tuple[float, Sample]] = {}
         self._lock = threading.Lock()
         self._arrived = threading.Condition(self._lock)  # notified with each sample kept
         self._stopping = threading.Event()
         self._links = LinkRates(cluster.transfer.links)  # what the notebook pushed, per rank
-        self._last_warning = 0.0
         self._notebook_rows: list[LinkRow] = []
         ctx: zmq.Context[zmq.Socket[bytes]] = zmq.Context.instance()
         self._pull = ctx.socket(zmq.PULL)
         self._pub = ctx.socket(zmq.PUB)
         for s in (self._pull, self._pub):
             s.setsockopt(zmq.LINGER, 0)
+        self._pull.setsockopt(zmq.MAXMSGSIZE, wire.MAX_SAMPLE_BYTES)
+        self._pull.setsockopt(zmq.RCVHWM, RECEIVE_QUEUE)
         ip = cluster.controller_address  # where the engines reach this host; nowhere else
         self.endpoint = f"tcp://{ip}:{self._pull.bind_to_random_port(f'tcp://{ip}')}"
         self.publish_endpoint = (
@@ -92,6 +109,11 @@ class Collector(threading.Thread):
         runtime.remove(self.runtime_file)
         self.runtime_file = None
         atexit.unregister(self.close)
+
+    @property
+    def rejected(self) -> int:
+        """How many messages were refused so far."""
+        return self.refused.count
 
     @property
     def closed(self) -> bool:
@@ -150,6 +172,7 @@ class Collector(threading.Thread):
                 if time.monotonic() >= next_publish:
                     self._publish()
                     next_publish = time.monotonic() + self.interval
+                    self.refused.flush()
         except Exception:  # the thread must say why it stopped
             log.exception("the metrics collector stopped")
         finally:
@@ -159,27 +182,28 @@ class Collector(threading.Thread):
     def _drain(self) -> None:
         while True:
             try:
-                frames = self._pull.recv_multipart(zmq.NOBLOCK)
+                frames = [self._pull.recv(zmq.NOBLOCK)]
             except zmq.Again:
                 return
+            while self._pull.getsockopt(zmq.RCVMORE):  # the rest of a message is already here
+                frame = self._pull.recv()
+                if len(frames) < 3:  # enough to refuse it; a million frames are not kept
+                    frames.append(frame)
             self.receive(frames)
 
     def receive(self, frames: list[bytes]) -> bool:
-        """Keep a rank's sample if well formed and signed; else log and drop it."""
+        """Keep a rank's sample if signed, well formed and new; else count and drop it."""
         try:
             msg = wire.verify(self.key, frames)
             if msg["type"] != "sample" or msg.get("cluster") != self.cluster_id:
                 raise wire.BadMessage(f"not a sample of cluster {self.cluster_id}")
-            rank = msg.get("rank")
-            if not isinstance(rank, int) or isinstance(rank, bool):
-                raise wire.BadMessage("a sample without an integer rank")
+            snapshot.check_sample(msg)
+            with self._lock:
+                self._replays.admit(msg["sender"], msg["seq"])
         except wire.BadMessage as e:
-            self.rejected += 1
-            now = time.monotonic()
-            if now - self._last_warning > 1.0:
-                self._last_warning = now
-                log.warning("dropped a malformed metrics message (%d so far): %s", self.rejected, e)
+            self.refused.refuse(e)
             return False
+        rank = msg["rank"]
         with self._arrived:
             self._samples[rank] = (time.monotonic(), msg)
             self._arrived.notify_all()
@@ -190,6 +214,7 @@ class Collector(threading.Thread):
         self._notebook_rows = self._links.rows()  # rates over one interval, in this thread
         snap = self.snapshot()
         if snap is not None:
+            snap.update(sender=self.cluster_id, seq=next(self._published))
             self._pub.send_multipart(wire.sign(self.key, snap))
 
     # -- reading ---------------------------------------------------------

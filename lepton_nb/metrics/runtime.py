@@ -5,6 +5,11 @@ While a cluster runs, its notebook writes ``lepton-cluster-<id>.json`` (mode
 connection files live in. It names the cluster, the kernel that started it,
 the ZMQ endpoint its snapshots are published on, and the key that signs them.
 The file is removed when the cluster stops (and at interpreter exit).
+
+A reader (:func:`load`) takes a file only if it is a regular file (a symlink,
+a FIFO or a folder is refused without following or reading it), mode 0600,
+this user's, at most :data:`MAX_FILE_BYTES`, strict JSON, and every field of
+the expected type (:data:`FIELDS`); anything else raises :class:`Unusable`.
 """
 
 from __future__ import annotations
@@ -14,12 +19,47 @@ import json
 import logging
 import os
 import stat
+from collections.abc import Callable
 from typing import Any
 
 from jupyter_core.paths import jupyter_runtime_dir, secure_write
 
+from . import wire
+
 PREFIX = "lepton-cluster-"
-FIELDS = ("cluster", "endpoint", "key", "pid")
+#: A runtime file is a few hundred bytes; a larger one is not read.
+MAX_FILE_BYTES = 64 * 1024
+#: The largest process id any OS hands out (Linux: at most 2**22).
+_MAX_PID = 2**31 - 1
+
+
+def _text(v: Any) -> bool:
+    return isinstance(v, str) and 0 < len(v) <= 1024
+
+
+def _hex_key(v: Any) -> bool:
+    try:
+        return _text(v) and len(bytes.fromhex(v)) >= 16
+    except ValueError:
+        return False
+
+
+#: The fields every runtime file has, and what each must hold.
+FIELDS: dict[str, Callable[[Any], bool]] = {
+    "cluster": _text,
+    "endpoint": lambda v: _text(v) and v.startswith("tcp://"),
+    "key": _hex_key,
+    "pid": lambda v: wire.is_int(v) and 0 < v <= _MAX_PID,
+}
+#: Fields a runtime file may have; None stands for unknown.
+OPTIONAL: dict[str, Callable[[Any], bool]] = {
+    "kernel": lambda v: v is None or _text(v),
+    "started": lambda v: v is None or wire.is_number(v),
+}
+
+
+class Unusable(ValueError):
+    """A runtime file that is unsafe or malformed; the message says why."""
 
 log = logging.getLogger(__name__)
 
@@ -60,25 +100,49 @@ def remove(path: str | None) -> None:
             pass
 
 
-def read(path: str) -> dict[str, Any] | None:
-    """The cluster described by ``path``, or None (logged) when it is unsafe or malformed."""
+def load(path: str) -> dict[str, Any]:
+    """The cluster described by ``path``; FileNotFoundError if gone, Unusable if unsafe or malformed."""
+    flags = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0)
     try:
-        st = os.stat(path)
-        if stat.S_IMODE(st.st_mode) & 0o077 or st.st_uid != os.getuid():
-            log.warning("ignoring %s: it must be mode 0600 and owned by this user", path)
-            return None
-        with open(path, encoding="utf-8") as f:
-            info = json.load(f)
+        fd = os.open(path, flags)  # never follows a symlink, never waits on a FIFO
     except FileNotFoundError:
-        return None
-    except (OSError, ValueError) as e:
-        log.warning("ignoring unreadable cluster file %s: %s", path, e)
-        return None
+        raise
+    except OSError as e:  # ELOOP for a symlink
+        raise Unusable(f"ignoring {path}: cannot open it without following links: {e}") from None
+    with os.fdopen(fd, "rb") as f:
+        st = os.fstat(f.fileno())
+        if not stat.S_ISREG(st.st_mode):
+            raise Unusable(f"ignoring {path}: not a regular file")
+        if stat.S_IMODE(st.st_mode) & 0o077 or st.st_uid != os.getuid():
+            raise Unusable(f"ignoring {path}: it must be mode 0600 and owned by this user")
+        try:
+            data = f.read(MAX_FILE_BYTES + 1)
+        except OSError as e:
+            raise Unusable(f"ignoring unreadable cluster file {path}: {e}") from None
+    if len(data) > MAX_FILE_BYTES:
+        raise Unusable(f"ignoring {path}: larger than {MAX_FILE_BYTES} bytes")
+    try:
+        info = wire.loads(data)
+    except wire.BadMessage as e:
+        raise Unusable(f"ignoring unreadable cluster file {path}: {e}") from None
     if not isinstance(info, dict) or any(k not in info for k in FIELDS):
-        log.warning("ignoring %s: it lacks %s", path, ", ".join(FIELDS))
-        return None
+        raise Unusable(f"ignoring {path}: it lacks {', '.join(FIELDS)}")
+    for name, check in (*FIELDS.items(), *OPTIONAL.items()):
+        if not check(info.get(name)):
+            raise Unusable(f"ignoring {path}: its {name!r} is {info.get(name)!r:.80}")
     info["path"] = path
     return info
+
+
+def read(path: str) -> dict[str, Any] | None:
+    """The cluster described by ``path``, or None (logged) when it is gone, unsafe or malformed."""
+    try:
+        return load(path)
+    except FileNotFoundError:
+        return None
+    except Unusable as e:
+        log.warning("%s", e)
+        return None
 
 
 def find(folder: str | None = None) -> list[str]:

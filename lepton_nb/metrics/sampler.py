@@ -3,13 +3,15 @@
 A sample holds the process's RSS and CPU%, torch's device memory, NVML's
 readings for the rank's GPU, whether the engine is running a request, and the
 bytes this rank sent per link (from :data:`lepton_nb.links.counter`) with
-their rates. It goes out on a ZMQ PUSH socket straight to the notebook, so it
-arrives while a cell runs. Sending never blocks: when the notebook does not
-keep up, samples are dropped, and the user's code is never held up.
+their rates. It goes out signed and numbered (``sender``, ``seq``: see
+:mod:`.wire`) on a ZMQ PUSH socket straight to the notebook, so it arrives
+while a cell runs. Sending never blocks: when the notebook does not keep up,
+samples are dropped, and the user's code is never held up.
 """
 
 from __future__ import annotations
 
+import itertools
 import os
 import threading
 import time
@@ -92,6 +94,9 @@ class Sampler(threading.Thread):
         self.nvml = probes.Nvml(gpu)
         self.stopping = threading.Event()
         self.sent = self.dropped = 0
+        # replay protection (see wire.Replays): this sampler's id and its samples' numbers
+        self.sender = os.urandom(8).hex()
+        self._seq = itertools.count(1)
         self._proc = psutil.Process()
         self._links = links.LinkRates(links.counter)
         # the request that starts this sampler is not the user's work: it never counts as busy
@@ -125,6 +130,8 @@ class Sampler(threading.Thread):
         sample: dict[str, Any] = {
             "type": "sample",
             "version": wire.VERSION,
+            "sender": self.sender,
+            "seq": next(self._seq),
             "cluster": self.cluster_id,
             "rank": self.rank,
             "pid": os.getpid(),

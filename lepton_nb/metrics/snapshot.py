@@ -8,12 +8,13 @@ rank's state is decided here (:func:`rank_state`), for ``cluster.status()`` too.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from ..cluster.ranks import process_alive
 from ..errors import RankState
+from .wire import VERSION, BadMessage, is_int, is_number
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..cluster.ranks import RankTable
@@ -71,6 +72,70 @@ def rank_state(
     return RankState.BUSY if sample.get("busy") or queued else RankState.IDLE
 
 
+def _count(v: Any) -> bool:
+    return is_int(v) and v >= 0
+
+
+def _maybe(check: Callable[[Any], bool]) -> Callable[[Any], bool]:
+    return lambda v: v is None or check(v)
+
+
+def _fields(shape: Mapping[str, Callable[[Any], bool]], optional: bool = False) -> Callable[[Any], bool]:
+    """A check that a JSON object has each field of ``shape`` (absent is fine if ``optional``)."""
+    return lambda v: isinstance(v, dict) and all(
+        check(v[k]) if k in v else optional for k, check in shape.items()
+    )
+
+
+_RATES = _maybe(_fields({"tx_bytes_per_s": is_number, "rx_bytes_per_s": is_number}))
+_NVML = _fields(
+    {
+        "index": _maybe(is_int),
+        "memory_used": _count,
+        "memory_total": _count,
+        "utilization": _maybe(is_number),
+        "pcie": _RATES,
+        "nvlink": _RATES,
+    },
+    optional=True,
+)
+
+#: What each field of a sample must hold (see :meth:`.sampler.Sampler.read`).
+SAMPLE_FIELDS: dict[str, Callable[[Any], bool]] = {
+    "version": lambda v: v == VERSION,
+    "rank": _count,
+    "pid": lambda v: is_int(v) and v > 0,
+    "sender": lambda v: isinstance(v, str) and 0 < len(v) <= 64,
+    "seq": _count,
+    "time": is_number,
+    "busy": lambda v: isinstance(v, bool),
+    "busy_since": is_number,
+    "rss": _count,
+    "cpu_percent": is_number,
+    "memory_total": _count,
+    "torch": _maybe(_fields({"allocated": _count, "reserved": _count})),
+    "nvml": _maybe(lambda v: _NVML(v) and ("memory_total" not in v or "memory_used" in v)),
+    "links": lambda v: isinstance(v, list)
+    and all(
+        isinstance(r, list) and len(r) == 4 and is_int(r[0]) and is_int(r[1])
+        and _count(r[2]) and is_number(r[3])
+        for r in v
+    ),  # fmt: skip
+}
+
+
+def check_sample(message: dict[str, Any]) -> Sample:
+    """``message`` if every field is as a sampler sends it; else BadMessage naming the first wrong one.
+
+    A signed sample still comes from outside the notebook (an engine's host),
+    so nothing of it reaches a snapshot, the widget or Prometheus unchecked.
+    """
+    for name, check in SAMPLE_FIELDS.items():
+        if name not in message:
+            raise BadMessage(f"a sample without {name!r}")
+        if not check(message[name]):
+            raise BadMessage(f"a sample whose {name!r} is {message[name]!r:.80}")
+    return message
 
 
 def memory(sample: Sample | None) -> dict[str, Any] | None:

@@ -7,6 +7,13 @@ subscribes to the cluster's snapshot endpoint; snapshots are checked against
 the file's key and kept, latest only, and passed on to listeners (the
 WebSocket handlers). A file that goes away, or whose process died, drops its
 cluster.
+
+What the server reads is refused unless shown good: a runtime file by
+:func:`lepton_nb.metrics.runtime.load` (once per version of the file), a
+snapshot unless signed, at most :data:`~lepton_nb.metrics.wire.MAX_SNAPSHOT_BYTES`,
+of that cluster, and newer than the last (:class:`~lepton_nb.metrics.wire.Replays`).
+Each channel's refusals, the WebSocket's too (:attr:`Clusters.bad_requests`),
+are counted and logged once per flood.
 """
 
 from __future__ import annotations
@@ -23,6 +30,7 @@ from tornado.ioloop import PeriodicCallback
 from zmq.eventloop.zmqstream import ZMQStream
 
 from ..metrics import runtime, wire
+from ..metrics.refusals import Refusals
 
 Listener = Callable[[dict[str, Any]], None]
 
@@ -43,11 +51,20 @@ class Clusters:
         self.poll_interval = poll_interval
         self.snapshots: dict[str, dict[str, Any]] = {}
         self.info: dict[str, dict[str, Any]] = {}
-        self.rejected = 0
+        #: runtime files found unusable, snapshots dropped, WebSocket messages ignored
+        self.bad_files = Refusals(log, "lepton: ignoring cluster files")
+        self.bad_snapshots = Refusals(log, "lepton: dropped a message from cluster")
+        self.bad_requests = Refusals(log, "lepton: ignored a malformed WebSocket message")
         self._streams: dict[str, ZMQStream] = {}
+        self._replays = wire.Replays()  # by cluster id, forgotten when its stream ends
         self._listeners: list[Listener] = []
         self._refused: dict[str, float] = {}  # path -> mtime of a file already found unusable
         self._poll: PeriodicCallback | None = None
+
+    @property
+    def rejected(self) -> int:
+        """Snapshots dropped so far."""
+        return self.bad_snapshots.count
 
     def start(self) -> None:
         """Scan now and then every ``poll_interval`` seconds."""
@@ -82,6 +99,8 @@ class Clusters:
     # -- discovery -------------------------------------------------------
     def scan(self) -> None:
         """Follow new cluster files; drop clusters whose file or process is gone."""
+        for refusals in (self.bad_files, self.bad_snapshots, self.bad_requests):
+            refusals.flush()
         try:
             paths = runtime.find(self.folder)
         except OSError as e:
@@ -93,40 +112,43 @@ class Clusters:
             info = self._usable(path, wanted)
             if info is None:
                 continue
-            cid = str(info["cluster"])
+            cid = info["cluster"]
             seen.add(cid)
             if cid not in self._streams:
                 self._follow(cid, info)
         for cid in [c for c in self._streams if c not in seen]:
             self._drop(cid)
+        listed = set(paths)
+        for path in [p for p in self._refused if p not in listed]:
+            del self._refused[path]  # the file is gone: forget it
 
     def _usable(self, path: str, wanted: set[str] | None) -> dict[str, Any] | None:
         try:
-            mtime = os.stat(path).st_mtime
+            mtime = os.lstat(path).st_mtime_ns
         except OSError:
             return None
         if self._refused.get(path) == mtime:
+            return None  # refused already, unchanged since
+        try:
+            info = runtime.load(path)
+        except FileNotFoundError:
             return None
-        info = runtime.read(path)
-        if info is None:
-            self._refused[path] = mtime  # logged once by runtime.read
+        except runtime.Unusable as e:
+            self._refused[path] = mtime
+            self.bad_files.refuse(e)
             return None
         if wanted is not None and info.get("kernel") not in wanted:
             return None  # another server's or a script's cluster
-        if not psutil.pid_exists(int(info["pid"])):
+        if not psutil.pid_exists(info["pid"]):
             return None
-        try:
-            info["key_bytes"] = bytes.fromhex(str(info["key"]))
-        except ValueError:
-            self.log.warning("lepton: ignoring %s: its key is not hex", path)
-            self._refused[path] = mtime
-            return None
+        info["key_bytes"] = bytes.fromhex(info["key"])
         return info
 
     def _follow(self, cid: str, info: dict[str, Any]) -> None:
         ctx: zmq.Context[zmq.Socket[bytes]] = zmq.Context.instance()
         sock = ctx.socket(zmq.SUB)
         sock.setsockopt(zmq.LINGER, 0)
+        sock.setsockopt(zmq.MAXMSGSIZE, wire.MAX_SNAPSHOT_BYTES)
         sock.setsockopt(zmq.SUBSCRIBE, b"")
         try:
             sock.connect(str(info["endpoint"]))
@@ -137,6 +159,7 @@ class Clusters:
         stream = ZMQStream(sock)
         stream.on_recv(partial(self._received, cid, info["key_bytes"]))
         self._streams[cid] = stream
+        self._replays.forget(cid)  # a new collector numbers its snapshots from 1
         self.info[cid] = {k: info.get(k) for k in ("cluster", "kernel", "pid", "started")}
         self.log.info("lepton: following cluster %s (kernel %s)", cid, info.get("kernel"))
 
@@ -144,18 +167,19 @@ class Clusters:
         stream = self._streams.pop(cid, None)
         if stream is not None:
             stream.close(linger=0)
+        self._replays.forget(cid)
         self.info.pop(cid, None)
         if self.snapshots.pop(cid, None) is not None:
             self._tell({"type": "gone", "cluster": cid})
 
     def _received(self, cid: str, key: bytes, frames: list[bytes]) -> None:
         try:
-            snap = wire.verify(key, frames)
+            snap = wire.verify(key, frames, wire.MAX_SNAPSHOT_BYTES)
             if snap.get("type") != "snapshot" or snap.get("cluster") != cid:
                 raise wire.BadMessage(f"not a snapshot of cluster {cid}")
+            self._replays.admit(cid, snap.get("seq"))
         except wire.BadMessage as e:
-            self.rejected += 1
-            self.log.warning("lepton: dropped a message from cluster %s: %s", cid, e)
+            self.bad_snapshots.refuse(f"{cid}: {e}")
             return
         self.snapshots[cid] = snap
         self._tell(snap)

@@ -7,7 +7,8 @@ from lepton_nb.metrics import runtime
 
 def test_write_read_remove(tmp_path):
     path = runtime.write(
-        {"cluster": "c1", "endpoint": "tcp://127.0.0.1:1", "key": "00", "pid": 1}, str(tmp_path)
+        {"cluster": "c1", "endpoint": "tcp://127.0.0.1:1", "key": "ab" * 32, "pid": 1},
+        str(tmp_path),
     )
     assert os.path.basename(path) == "lepton-cluster-c1.json"
     assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
@@ -34,6 +35,11 @@ def test_unsafe_or_malformed_files_are_ignored(tmp_path, caplog):
     partial.chmod(0o600)
     assert runtime.read(str(partial)) is None
     assert "it lacks cluster, endpoint, key, pid" in caplog.text
+    short = tmp_path / "lepton-cluster-short.json"
+    short.write_text(json.dumps({"cluster": "x", "endpoint": "tcp://h:1", "key": "00", "pid": 1}))
+    short.chmod(0o600)
+    assert runtime.read(str(short)) is None
+    assert "its 'key' is '00'" in caplog.text
     assert runtime.read(str(tmp_path / "lepton-cluster-gone.json")) is None
 
 

@@ -105,3 +105,26 @@ def test_build_with_what_the_hub_says():
         "c", table, samples, [], 1e12, hub=HubView(frozenset({3}), frozenset({3}))
     )
     assert [r["state"] for r in snap["ranks"]] == ["busy", "dead"]  # engine 4 is gone
+
+
+def test_a_samplers_sample_passes_the_check_and_a_wrong_field_does_not():
+    import pytest
+
+    from lepton_nb.metrics import sampler, wire
+
+    s = sampler.Sampler("tcp://127.0.0.1:9", b"k" * 32, "c1", 0, None, 1.0, sampler.Activity())
+    good = s.read()
+    good["links"] = [[0, 1, 10, 2.5]]
+    good["nvml"] = {"index": 0, "memory_used": 1, "memory_total": 2, "utilization": None,
+                    "pcie": None, "nvlink": {"tx_bytes_per_s": 0.0, "rx_bytes_per_s": 1}}  # fmt: skip
+    assert snapshot.check_sample(good) is good
+    for field, value in [
+        ("rank", -1), ("rank", True), ("pid", 0), ("seq", "1"), ("busy", 1), ("rss", 1.5),
+        ("time", "now"), ("torch", {"allocated": 1}), ("links", [[0, 1, 2]]),
+        ("links", "0,1"), ("nvml", {"memory_total": 5}), ("nvml", []), ("version", 1),
+        ("sender", ""),
+    ]:  # fmt: skip
+        with pytest.raises(wire.BadMessage, match=f"'{field}' is"):
+            snapshot.check_sample(dict(good, **{field: value}))
+    with pytest.raises(wire.BadMessage, match="without 'seq'"):
+        snapshot.check_sample({k: v for k, v in good.items() if k != "seq"})

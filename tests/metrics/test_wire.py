@@ -42,3 +42,42 @@ def test_signed_garbage_is_refused(payload):
 def test_nan_is_not_sent():
     with pytest.raises(ValueError):
         wire.sign(KEY, {"type": "sample", "rss": float("nan")})
+
+
+@pytest.mark.parametrize(
+    "text, why",
+    [
+        ("NaN", "NaN is not a number"),
+        ('{"x": -Infinity}', "-Infinity is not a number"),
+        ("[1e400]", "out of range"),
+        ("9" * 5000, "not JSON"),
+        ("[" * 5000 + "]" * 5000, "nested too deeply"),
+        (b"\xff\xfe\x00", "not JSON"),
+    ],
+)
+def test_loads_refuses_what_json_would_let_through_or_crash_on(text, why):
+    with pytest.raises(wire.BadMessage, match=why):
+        wire.loads(text)
+
+
+def test_an_oversized_payload_is_refused_before_its_signature_is_checked():
+    frames = wire.sign(KEY, {"type": "sample", "pad": "x" * wire.MAX_SAMPLE_BYTES})
+    with pytest.raises(wire.BadMessage, match="at most"):
+        wire.verify(KEY, frames)
+    assert wire.verify(KEY, frames, max_bytes=2 * wire.MAX_SAMPLE_BYTES)["type"] == "sample"
+
+
+def test_replays_and_older_messages_are_refused_per_sender():
+    replays = wire.Replays()
+    replays.admit("a", 1)
+    replays.admit("a", 5)
+    replays.admit("b", 1)  # another sender counts on its own
+    for seq in (5, 4, 0):
+        with pytest.raises(wire.BadMessage, match="a replayed message"):
+            replays.admit("a", seq)
+    for seq in (None, -1, "6", True, 6.0):
+        with pytest.raises(wire.BadMessage, match="without a sequence number"):
+            replays.admit("a", seq)
+    replays.admit("a", 6)
+    replays.forget("a")
+    replays.admit("a", 1)  # a new stream of that sender starts again
