@@ -15,6 +15,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from IPython.core.error import UsageError
+
 from ..errors import ClusterError
 from .config import site_only_config
 
@@ -26,8 +28,12 @@ OVER_LIMIT = (
 )
 
 
-class LimitError(ClusterError):
-    """A request over one of the site's limits; the message names the limit and its value."""
+class LimitError(ClusterError, UsageError):
+    """A request over one of the site's limits; the message names the limit and its value.
+
+    A :class:`UsageError` (the request is wrong, not the cluster), and a
+    :class:`ClusterError` for code that catches those from ``start()``.
+    """
 
 
 @dataclass(frozen=True)

@@ -3,6 +3,7 @@
 import time
 
 import pytest
+from IPython.core.error import UsageError
 
 import lepton_nb
 from lepton_nb import ClusterError
@@ -27,8 +28,9 @@ def site(tmp_path, monkeypatch):
 def test_a_request_over_a_limit_names_the_limit_and_its_value(site):
     site("c.Cluster.max_ranks = 2\nc.Cluster.max_nodes = 1\n")
     c = lepton_nb.Cluster(n=3, gpus="none")
-    with pytest.raises(LimitError, match=r"ranks 3 is over this site's limit: c.Cluster.max_ranks = 2"):
+    with pytest.raises(LimitError, match=r"ranks 3 is over this site's limit: c.Cluster.max_ranks = 2") as err:
         c.start()
+    assert isinstance(err.value, UsageError)  # a wrong request, from Python as from the magic
     assert not c.running and c.runtime_files == []
     with pytest.raises(ClusterError, match=r"nodes 2 is over this site's limit: c.Cluster.max_nodes = 1"):
         lepton_nb.Cluster(launcher="ssh", hosts={"a": 1, "b": 1}).start()
