@@ -64,6 +64,15 @@ def _follow_kernel():
 threading.Thread(target=_follow_kernel, name="lepton-follow-kernel", daemon=True).start()
 """
 
+#: The hub pings every engine each second and drops one that misses 4 in a row, so an
+#: engine whose host stops answering is named dead within about 5 s (not ipyparallel's 30 s).
+#: The pongs come from the engine's heart thread (a zmq device, no GIL), so a busy engine
+#: still answers.
+HEARTBEAT_CONFIG = """\
+c.HeartMonitor.period = 1000   # ms
+c.HeartMonitor.max_heartmonitor_misses = 4
+"""
+
 CURVE_CONFIG = """\
 c.IPController.enable_curve = True   # engines on other hosts: encrypt every message (CurveZMQ)
 c.Session.key = os.urandom(32).hex().encode("ascii")   # and keep signing them (HMAC-SHA256)
@@ -95,6 +104,7 @@ class Controller:
         me = psutil.Process()
         with open(os.path.join(self.profile_dir, "ipcontroller_config.py"), "w") as f:
             f.write(FOLLOW_KERNEL.format(pid=me.pid, started=me.create_time()))
+            f.write(HEARTBEAT_CONFIG)
             if curve:
                 f.write(CURVE_CONFIG)
         self._loop: IOLoop | None = None

@@ -157,11 +157,12 @@ class Job:
         """Ranks whose reply has not come back."""
         return sorted(self._running)
 
-    def wait(self, timeout: float | None) -> bool:
+    def wait(self, timeout: float | None, stop_when: Callable[[], bool] | None = None) -> bool:
         """Relay output until every rank replied or ``timeout`` seconds passed.
 
         Returns True when every rank replied. Waits in short slices, so a
-        KeyboardInterrupt in the notebook is felt at once.
+        KeyboardInterrupt in the notebook is felt at once; ``stop_when`` is asked
+        after each slice, and a True ends the wait early (returning False).
         """
         deadline = None if timeout is None else time.monotonic() + timeout
         while self._running:
@@ -169,11 +170,20 @@ class Job:
             if remaining <= 0:
                 return False
             self._next_event(min(remaining, 0.5))
+            if stop_when is not None and self._running and stop_when():
+                return False
         # the reply can overtake the last output; wait for each rank's idle
         grace = time.monotonic() + OUTPUT_GRACE_S
         while self._unflushed and time.monotonic() < grace:
             self._next_event(grace - time.monotonic())
         return True
+
+    def lost(self) -> list[int]:
+        """Ranks whose engine died before replying (ipyparallel answered with an EngineError)."""
+        return sorted(
+            r for r, f in self.futures.items()
+            if f.done() and isinstance(f.exception(), ipp_error.EngineError)
+        )  # fmt: skip
 
     def pump(self) -> list[int]:
         """Take in whatever has arrived, without waiting; the ranks still running."""

@@ -18,6 +18,9 @@ from .rankspec import RankSpec
 if TYPE_CHECKING:  # pragma: no cover
     from .core import Cluster
 
+#: Seconds the other ranks have, once a rank died mid-job, to fail by themselves before SIGINT.
+SURVIVOR_GRACE_S = 1.0
+
 
 def run_function(
     cluster: Cluster,
@@ -43,9 +46,14 @@ def run_function(
 def _finish(
     cluster: Cluster, job: Job, timeout: float | None
 ) -> tuple[dict[int, RankFailure], list[int], str]:
-    """Wait for ``job``; deal with overrunning and dead ranks. Returns failures, timed-out ranks, a note."""
+    """Wait for ``job``; deal with overrunning and dead ranks. Returns failures, timed-out ranks, a note.
+
+    A rank whose engine dies ends the wait at once for the others too: they are
+    interrupted (or restarted, when blocked in a collective on the dead peer)
+    instead of waiting out the group's timeout.
+    """
     try:
-        finished = job.wait(timeout)
+        finished = job.wait(timeout, stop_when=lambda: bool(_lost(cluster, job)))
     except KeyboardInterrupt:
         cluster.interrupt(job.running)
         if job.output is not None:
@@ -53,14 +61,21 @@ def _finish(
         raise
     note = ""
     timed_out: list[int] = []
-    if not finished:
+    stuck: list[int] = []
+    lost = _lost(cluster, job) if not finished else []
+    if lost:
+        stuck, note = _stop_survivors(cluster, job, lost)
+    elif not finished:
         timed_out = job.running
         note = _stop_overrunning(cluster, job)
     if job.output is not None:
         job.output.close()
     failures = dict(job.outcome().failures)
+    for r in lost:  # its process is gone, though the hub may not have said so yet
+        if r not in failures:
+            failures[r] = RankFailure(r, "EngineError", "its engine died during the job")
     hosts = cluster.ranks.hosts_to_name()
-    note = " ".join(filter(None, [note, _revive_dead(cluster, failures)]))
+    note = " ".join(filter(None, [note, _revive_dead(cluster, failures, stuck)]))
     for r in timed_out:
         tb = failures[r].traceback if r in failures else ""
         failures[r] = RankFailure(r, "Timeout", f"did not finish within {timeout:g} s", tb)
@@ -81,12 +96,44 @@ def _raise(
     raise RemoteError(list(failures.values()), results, note)
 
 
-def _revive_dead(cluster: Cluster, failures: dict[int, RankFailure]) -> str:
-    """Restart ranks whose engine died during the job; say so."""
+def _lost(cluster: Cluster, job: Job) -> list[int]:
+    """Ranks of ``job`` whose engine died: the hub said so, or (on this host) the process is gone."""
+    gone = [r for r in job.running if cluster.ranks.process_gone(r)]
+    return sorted(set(job.lost()) | set(gone))
+
+
+def _stop_survivors(cluster: Cluster, job: Job, lost: list[int]) -> tuple[list[int], str]:
+    """A peer died mid-job: interrupt the ranks still running; those blocked are to be restarted."""
+    def survivors() -> list[int]:
+        return [r for r in job.running if r not in lost]
+
+    # a collective over a closed connection fails by itself (gloo sees the peer's socket
+    # close): give the others a moment to say so before interrupting them
+    job.wait(SURVIVOR_GRACE_S, stop_when=lambda: not survivors())
+    if not survivors():
+        return [], ""
+    cluster.interrupt(survivors())
+    job.wait(cluster.interrupt_grace, stop_when=lambda: not survivors())
+    stuck = survivors()
+    names = ", ".join(f"rank {r}" for r in lost)
+    if not stuck:
+        return [], f"The other ranks were interrupted when {names} died."
+    return stuck, (
+        f"Rank(s) {stuck} were blocked (e.g. in a collective) on {names}, which died, and "
+        "were restarted with it."
+    )
+
+
+def _revive_dead(cluster: Cluster, failures: dict[int, RankFailure], stuck: list[int]) -> str:
+    """Restart ranks whose engine died during the job, and ``stuck`` ones with them; say so."""
     dead = sorted(r for r, f in failures.items() if f.ename == "EngineError")
+    if not dead and not stuck:
+        return ""
+    cluster.restart_ranks(sorted(set(dead) | set(stuck)))
+    for r in stuck:
+        failures.setdefault(r, RankFailure(r, "Interrupted", "restarted: its peer died mid-job"))
     if not dead:
         return ""
-    cluster.restart_ranks(dead)
     return (
         f"Rank(s) {dead} died (their engine exited) and were restarted; they rejoined the "
         "process group with empty namespaces."

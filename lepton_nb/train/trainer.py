@@ -73,7 +73,7 @@ class Trainer:
         *,
         seed: int = 0,
         micro_batches: int = 4,
-        step_timeout: float = 600.0,
+        step_timeout: float = 120.0,
         max_restarts: int = 3,
         verify_sync: bool = False,
         progress: bool = True,

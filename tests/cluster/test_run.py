@@ -209,3 +209,75 @@ def test_a_rank_whose_process_is_gone_is_refused_before_the_hub_notices(cluster)
     assert cluster.collector.wait_for_samples({1: cluster.placement[1]["pid"]}, 0) == []
     assert [r["state"] for r in cluster.status().rows] == ["idle", "idle"]
     assert cluster.execute("w = world_size", gather=["w"]) == {"w": [2, 2]}
+
+
+def _watch_exits(pids, timeout=120.0):
+    """A thread noting when each of ``pids`` exits (time.monotonic()), polling every 20 ms."""
+    import threading
+
+    import psutil
+
+    gone: dict[int, float] = {}
+
+    def watch():
+        deadline = time.monotonic() + timeout
+        while len(gone) < len(pids) and time.monotonic() < deadline:
+            for pid in pids:
+                if pid not in gone and not psutil.pid_exists(pid):
+                    gone[pid] = time.monotonic()
+            time.sleep(0.02)
+
+    thread = threading.Thread(target=watch, daemon=True)
+    thread.start()
+    return gone, thread
+
+
+def test_a_rank_blocked_in_a_collective_on_a_dead_peer_is_stopped_within_10_s(cluster, tmp_path):
+    old = [p["pid"] for p in cluster.placement]
+    gone, watcher = _watch_exits(old)
+    stamp = tmp_path / "rank0-interrupted"
+    code = (
+        "import os, time, torch, torch.distributed as dist\n"
+        "if rank == 1:\n"
+        "    time.sleep(1.0)\n"
+        "    os._exit(3)\n"
+        "t = torch.ones(1)\n"
+        "try:\n"
+        "    dist.all_reduce(t)  # rank 0 waits here on rank 1, which never comes\n"
+        "except BaseException:  # gloo saw the peer go, or we were interrupted\n"
+        f"    open({str(stamp)!r}, 'w').write(repr(time.time()))\n"
+        "    raise\n"
+    )
+    started = time.time() - time.monotonic()  # monotonic -> wall clock
+    with pytest.raises(RemoteError) as err:
+        cluster.execute(code)
+    watcher.join(30)
+    assert old[1] in gone, gone
+    died = started + gone[old[1]]
+    # rank 0 failed by itself (its peer's socket closed), was interrupted, or was restarted
+    stopped = float(stamp.read_text()) if stamp.exists() else started + gone[old[0]]
+    assert stopped - died < 10.0, f"rank 0 stopped {stopped - died:.1f} s after rank 1 died"
+    failed = {f.rank: f for f in err.value.failures}
+    assert failed[1].ename == "EngineError" and 0 in failed
+    assert "rank 1" in str(err.value)
+    assert cluster.execute("import torch.distributed as dist\nok = dist.get_world_size()",
+                           gather=["ok"]) == {"ok": [2, 2]}  # fmt: skip
+
+
+def test_a_rank_that_is_not_blocked_is_interrupted_when_its_peer_dies(cluster):
+    code = (
+        "import os, time\n"
+        "if rank == 1:\n"
+        "    time.sleep(1.0)\n"
+        "    os._exit(3)\n"
+        "time.sleep(60)\n"
+    )
+    start = time.monotonic()
+    pid0 = cluster.placement[0]["pid"]
+    with pytest.raises(RemoteError) as err:
+        cluster.execute(code)
+    assert time.monotonic() - start < 30  # not the 60 s sleep
+    failed = {f.rank: f.ename for f in err.value.failures}
+    assert failed == {0: "KeyboardInterrupt", 1: "EngineError"}, failed
+    assert cluster.placement[0]["pid"] == pid0  # interrupted, not restarted
+    assert cluster.execute("w = world_size", gather=["w"]) == {"w": [2, 2]}
