@@ -135,6 +135,52 @@ def test_a_rank_that_dies_mid_epoch_is_restarted_and_training_resumes(cluster, t
     assert cluster.run(lambda: 1) == [1, 1]
 
 
+#: How rank 1 dies in the chaos test, in order: SIGKILL, os._exit, a segfault through ctypes.
+DEATHS = ("sigkill", "exit", "segfault")
+CHAOS_SEED = 20261202
+
+
+def _loss_that_dies_at(out, target, folder: str, moments: tuple[int, ...]):
+    """Cross-entropy; rank 1's n-th training call (counted on disk, across restarts) dies at moments."""
+    if torch.is_grad_enabled() and lepton_nb.rank() == 1:
+        counter = os.path.join(folder, "calls")
+        calls = int(open(counter).read()) + 1 if os.path.exists(counter) else 1
+        with open(counter, "w") as f:
+            f.write(str(calls))
+        for i, moment in enumerate(moments):
+            marker = os.path.join(folder, f"died-{i}")
+            if calls == moment and not os.path.exists(marker):
+                open(marker, "w").close()
+                if DEATHS[i] == "sigkill":
+                    os.kill(os.getpid(), 9)
+                elif DEATHS[i] == "exit":
+                    os._exit(3)
+                else:
+                    import ctypes
+
+                    ctypes.string_at(0)  # reads address 0: SIGSEGV
+    return torch.nn.functional.cross_entropy(out, target)
+
+
+@pytest.mark.slow
+def test_chaos_three_deaths_during_training_change_nothing(cluster, tmp_path):
+    steps = N // 2 // 32
+    rng = np.random.default_rng(CHAOS_SEED)
+    # three distinct training calls after the first checkpoint (calls count across replays)
+    moments = tuple(sorted(int(m) for m in rng.choice(np.arange(steps + 1, 3 * steps), 3, replace=False)))
+    print(f"chaos seed {CHAOS_SEED}: rank 1 dies at its training calls {moments} by {DEATHS}")
+    loss = functools.partial(_loss_that_dies_at, folder=str(tmp_path), moments=moments)
+    trainer = Trainer(cluster, compression="topk:0.1", checkpoint_dir=str(tmp_path / "ckpt"),
+                      progress=False, max_restarts=3)  # fmt: skip
+    history = trainer.fit(_model(), _data(), batch_size=32, epochs=3, lr=0.05, loss=loss)
+    assert [os.path.exists(tmp_path / f"died-{i}") for i in range(3)] == [True] * 3
+    assert trainer.restarts == 3
+    assert [h["epochs"] for h in history] == [1, 2, 3]  # every epoch exactly once
+    plain = Trainer(cluster, compression="topk:0.1", progress=False)
+    plain.fit(_model(), _data(), batch_size=32, epochs=3, lr=0.05)
+    assert _same(trainer.model, plain.model, atol=1e-6, rtol=1e-5)
+
+
 def test_resume_continues_from_the_checkpoint(cluster, tmp_path):
     ckpt = str(tmp_path / "ckpt")
     first = Trainer(cluster, compression="int8", checkpoint_dir=ckpt, progress=False)
