@@ -14,9 +14,9 @@ from __future__ import annotations
 from typing import Any
 
 from .future import PushFuture
-from .segment import SpillWarning
+from .segment import NoRoomError, SpillWarning
 
-__all__ = ["DEFAULT_THRESHOLD", "PushFuture", "SpillWarning", "Transfer"]
+__all__ = ["DEFAULT_THRESHOLD", "NoRoomError", "PushFuture", "SpillWarning", "Transfer"]
 
 
 def __getattr__(name: str) -> Any:

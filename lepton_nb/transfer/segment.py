@@ -36,6 +36,21 @@ class SpillWarning(UserWarning):
     """Shared memory was too small or absent; a memory-mapped file in the spill directory is used."""
 
 
+class NoRoomError(OSError):
+    """Neither shared memory nor the spill directory can hold a push; nothing was written."""
+
+
+NO_ROOM = (
+    "a push needs {need} here, but {shm_dir} has {shm_free} free and the spill directory "
+    "{spill_dir} has {spill_free} free; nothing was sent. Push less at once, free memory, or "
+    "point cluster.transfer.spill_dir at a larger folder."
+)
+
+
+def _mib(n: int) -> str:
+    return f"{n / 2**20:.1f} MiB"
+
+
 def default_spill_dir() -> str:
     """``$TMPDIR/lepton-spill``: where segments go when ``/dev/shm`` cannot hold them."""
     return os.path.join(tempfile.gettempdir(), "lepton-spill")
@@ -134,12 +149,23 @@ def allocate(
         return None
     folder = spill_dir or default_spill_dir()
     os.makedirs(folder, mode=0o700, exist_ok=True)
+    shm_free = _free_bytes(shm_dir) if os.path.isdir(shm_dir) else 0
+    no_room = NoRoomError(errno.ENOSPC, NO_ROOM.format(
+        need=_mib(size), shm_dir=shm_dir, shm_free=_mib(shm_free), spill_dir=folder,
+        spill_free=_mib(_free_bytes(folder))))  # fmt: skip
+    if _free_bytes(folder) < size:  # before anything is written
+        raise no_room
     warnings.warn(
         f"{shm_dir} cannot hold {size / 2**20:.0f} MiB; using a memory-mapped file in {folder} instead",
         SpillWarning,
         stacklevel=3,
     )
-    return _allocate_in(folder, size, True)
+    try:
+        return _allocate_in(folder, size, True)
+    except OSError as e:  # the folder filled up meanwhile
+        if e.errno in (errno.ENOSPC, errno.ENOMEM):
+            raise no_room from None
+        raise
 
 
 def layout(sizes: list[int]) -> tuple[list[int], int]:

@@ -312,3 +312,23 @@ def test_a_rank_killed_while_a_push_to_it_is_in_flight(make_cluster):
     assert c.execute("s = float(x.sum())", gather=["s"])["s"] == [float(new.sum())] * 2
     c.transfer.settle(30)
     _until(lambda: abs(shm_used() - base) < 4 * mb, "/dev/shm back to its baseline")
+
+
+def test_a_push_larger_than_shm_and_spill_fails_before_anything_is_sent(cluster, tmpfs, monkeypatch):
+    from lepton_nb.transfer import NoRoomError
+
+    monkeypatch.setattr(cluster.transfer, "shm_dir", tmpfs("shm", "1m"))
+    monkeypatch.setattr(cluster.transfer, "spill_dir", tmpfs("spill", "2m"))
+    big = np.ones(4 * 2**20 // 8)  # 4 MiB: neither holds it
+    sent = cluster.cache_info()["bytes_sent"]
+    with pytest.raises(NoRoomError) as err:
+        cluster.push({"too_big": big, "small": 1})
+    message = str(err.value)
+    assert "needs 4.0 MiB" in message and "1.0 MiB free" in message and "2.0 MiB free" in message
+    assert "nothing was sent" in message
+    assert cluster.cache_info()["bytes_sent"] == sent
+    got = cluster.execute("held = [n for n in ('too_big', 'small') if n in dir()]", gather=["held"])
+    assert got["held"] == [[], []]  # nothing half bound, on any rank
+    monkeypatch.undo()
+    cluster.push({"fits": big})
+    assert cluster.execute("n = fits.size", gather=["n"])["n"] == [big.size] * 2

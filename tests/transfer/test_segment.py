@@ -1,5 +1,4 @@
 import os
-import subprocess
 import warnings
 
 import numpy as np
@@ -55,16 +54,9 @@ def test_absent_shm_spills_with_a_warning(tmp_path):
 
 
 @pytest.fixture
-def tiny_shm(tmp_path):
-    """A real 1 MiB tmpfs (needs root to mount)."""
-    where = tmp_path / "tiny"
-    where.mkdir()
-    if subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(where)], capture_output=True
-    ).returncode:
-        pytest.skip("mounting a tmpfs needs root")
-    yield str(where)
-    subprocess.run(["umount", str(where)], check=True)
+def tiny_shm(tmpfs):
+    """A real 1 MiB tmpfs."""
+    return tmpfs("tiny", "1m")
 
 
 def test_too_small_shm_spills(tiny_shm, tmp_path):
