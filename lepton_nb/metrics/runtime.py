@@ -109,16 +109,22 @@ def load(path: str) -> dict[str, Any]:
         raise
     except OSError as e:  # ELOOP for a symlink
         raise Unusable(f"ignoring {path}: cannot open it without following links: {e}") from None
-    with os.fdopen(fd, "rb") as f:
-        st = os.fstat(f.fileno())
+    try:
+        st = os.fstat(fd)
         if not stat.S_ISREG(st.st_mode):
             raise Unusable(f"ignoring {path}: not a regular file")
         if stat.S_IMODE(st.st_mode) & 0o077 or st.st_uid != os.getuid():
             raise Unusable(f"ignoring {path}: it must be mode 0600 and owned by this user")
-        try:
-            data = f.read(MAX_FILE_BYTES + 1)
-        except OSError as e:
-            raise Unusable(f"ignoring unreadable cluster file {path}: {e}") from None
+        data = b""
+        while len(data) <= MAX_FILE_BYTES:
+            chunk = os.read(fd, MAX_FILE_BYTES + 1 - len(data))
+            if not chunk:
+                break
+            data += chunk
+    except OSError as e:
+        raise Unusable(f"ignoring unreadable cluster file {path}: {e}") from None
+    finally:
+        os.close(fd)
     if len(data) > MAX_FILE_BYTES:
         raise Unusable(f"ignoring {path}: larger than {MAX_FILE_BYTES} bytes")
     try:

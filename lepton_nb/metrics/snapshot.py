@@ -102,7 +102,7 @@ _NVML = _fields(
 
 #: What each field of a sample must hold (see :meth:`.sampler.Sampler.read`).
 SAMPLE_FIELDS: dict[str, Callable[[Any], bool]] = {
-    "version": lambda v: v == VERSION,
+    "version": lambda v: is_int(v) and v == VERSION,
     "rank": _count,
     "pid": lambda v: is_int(v) and v > 0,
     "sender": lambda v: isinstance(v, str) and 0 < len(v) <= 64,
