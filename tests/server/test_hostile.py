@@ -8,7 +8,9 @@
   served without a token, and a good request still works;
 - 500 random WebSocket messages (not JSON, too deep, too big, wrong types,
   wrong rates) and handshakes without a token: refused, logged once, and the
-  stream of the session cluster's snapshots goes on.
+  stream of the session cluster's snapshots goes on;
+- 500 forged, junk and replayed snapshots on the server's subscription to a
+  cluster: refused, and the cluster's own snapshots still come in.
 
 Hypothesis runs in a worker thread and drives the pytest-jupyter clients on
 the server's event loop, so every request is a real one to the real server.
@@ -25,10 +27,11 @@ import time
 
 import pytest
 import tornado.httpclient
+import zmq
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from lepton_nb.metrics import runtime
+from lepton_nb.metrics import runtime, wire
 from lepton_nb.server.handlers import MAX_INTERVAL, MAX_MESSAGE_BYTES, MIN_INTERVAL
 from lepton_nb.server.registry import Clusters
 
@@ -384,3 +387,67 @@ async def test_websocket_under_random_messages(
     assert [c["cluster"] for c in hello["clusters"]] == [cid]
     ws.close()
     assert (await jp_fetch("lepton", "api", "clusters")).code == 200
+
+
+# -- the snapshot stream -------------------------------------------------------------
+async def test_forged_junk_and_replayed_snapshots(cluster, jp_serverapp, jp_runtime_dir, caplog):
+    caplog.set_level(logging.WARNING)
+    clusters = jp_serverapp.web_app.settings["lepton_clusters"]
+    cid = await _followed(clusters, cluster, jp_runtime_dir)
+    key = cluster.collector.key
+    # genuine snapshots, as the server got them: each one sent again is a replay
+    genuine = []
+    while len(genuine) < 3:
+        snap = clusters.snapshots[cid]
+        if not genuine or snap["seq"] != genuine[-1]["seq"]:
+            genuine.append(snap)
+        await asyncio.sleep(0.05)
+    replays = [wire.sign(key, snap) for snap in genuine]
+    # a forger on the server's own subscription (as if it held the cluster's port)
+    pub = zmq.Context.instance().socket(zmq.PUB)
+    pub.setsockopt(zmq.LINGER, 0)
+    port = pub.bind_to_random_port("tcp://127.0.0.1")
+    clusters.subscription(cid).connect(f"tcp://127.0.0.1:{port}")
+    before = clusters.rejected
+    try:
+        while clusters.rejected == before:  # PUB drops what it sends before the SUB is in
+            pub.send_multipart(replays[0])
+            await asyncio.sleep(0.05)
+        loop = asyncio.get_running_loop()
+        before, sent = clusters.rejected, []
+
+        @FUZZ
+        @given(kind=st.sampled_from(["replay", "wrong key", "other", "junk"]), data=st.data())
+        def forge(kind, data):
+            draw = data.draw
+            if kind == "replay":
+                frames = draw(st.sampled_from(replays))
+            elif kind == "wrong key":
+                other = draw(st.binary(min_size=1, max_size=64))
+                frames = wire.sign(other, dict(genuine[-1], seq=draw(st.integers(10**9))))
+            elif kind == "other":  # signed, but not a new snapshot of this cluster
+                spoil = draw(st.sampled_from(
+                    [{"cluster": "another"}, {"type": "sample"}, {"seq": None}, {"seq": -1}]
+                ))  # fmt: skip
+                frames = wire.sign(key, dict(genuine[-1], **spoil))
+            else:
+                frames = draw(st.lists(st.binary(max_size=200), min_size=1, max_size=4))
+            loop.call_soon_threadsafe(pub.send_multipart, frames)
+            sent.append(kind)
+
+        await loop.run_in_executor(None, forge)
+        deadline = time.monotonic() + 10
+        while clusters.rejected < before + len(sent):
+            assert time.monotonic() < deadline, (clusters.rejected - before, len(sent))
+            await asyncio.sleep(0.05)
+    finally:
+        pub.close(0)
+    assert clusters.rejected == before + len(sent) and len(sent) >= EXAMPLES
+    assert len(_lines(caplog, "dropped a message from cluster")) <= 3
+    assert key.hex() not in caplog.text
+    # the cluster's own snapshots still come in
+    last = clusters.snapshots[cid]["seq"]
+    deadline = time.monotonic() + 10
+    while clusters.snapshots[cid]["seq"] <= last:
+        assert time.monotonic() < deadline, "no new snapshot of the cluster after the flood"
+        await asyncio.sleep(0.05)
