@@ -179,11 +179,20 @@ class Job:
         return True
 
     def lost(self) -> list[int]:
-        """Ranks whose engine died before replying (ipyparallel answered with an EngineError)."""
-        return sorted(
-            r for r, f in self.futures.items()
-            if f.done() and isinstance(f.exception(), ipp_error.EngineError)
-        )  # fmt: skip
+        """Ranks whose engine died before replying (ipyparallel answered with an EngineError).
+
+        The client answers for a dead engine with a wrapped error whose ename is EngineError
+        (or, for some requests, the EngineError itself).
+        """
+        lost = []
+        for r, f in self.futures.items():
+            if not f.done():
+                continue
+            exc = f.exception()
+            failure = failure_from(r, exc if exc is not None else f.result())
+            if isinstance(exc, ipp_error.EngineError) or (failure and failure.ename == "EngineError"):
+                lost.append(r)
+        return sorted(lost)
 
     def pump(self) -> list[int]:
         """Take in whatever has arrived, without waiting; the ranks still running."""

@@ -10,7 +10,7 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from ..engine import namespace
-from ..errors import DistributedTimeout, RankFailure, RemoteError
+from ..errors import ClusterError, DistributedTimeout, RankFailure, RemoteError
 from .job import Job
 from .output import RankOutput
 from .rankspec import RankSpec
@@ -20,6 +20,8 @@ if TYPE_CHECKING:  # pragma: no cover
 
 #: Seconds the other ranks have, once a rank died mid-job, to fail by themselves before SIGINT.
 SURVIVOR_GRACE_S = 1.0
+#: Seconds they then have to stop after SIGINT, before they are restarted.
+SIGINT_GRACE_S = 0.5
 
 
 def run_function(
@@ -113,7 +115,8 @@ def _stop_survivors(cluster: Cluster, job: Job, lost: list[int]) -> tuple[list[i
     if not survivors():
         return [], ""
     cluster.interrupt(survivors())
-    job.wait(cluster.interrupt_grace, stop_when=lambda: not survivors())
+    # one blocked in a collective on the dead peer does not wake for SIGINT: do not wait long
+    job.wait(min(cluster.interrupt_grace, SIGINT_GRACE_S), stop_when=lambda: not survivors())
     stuck = survivors()
     names = ", ".join(f"rank {r}" for r in lost)
     if not stuck:
@@ -129,9 +132,17 @@ def _revive_dead(cluster: Cluster, failures: dict[int, RankFailure], stuck: list
     dead = sorted(r for r, f in failures.items() if f.ename == "EngineError")
     if not dead and not stuck:
         return ""
-    cluster.restart_ranks(sorted(set(dead) | set(stuck)))
+    ranks = sorted(set(dead) | set(stuck))
     for r in stuck:
         failures.setdefault(r, RankFailure(r, "Interrupted", "restarted: its peer died mid-job"))
+    try:
+        cluster.restart_ranks(ranks)
+    except ClusterError as e:  # e.g. the dead rank's host does not answer
+        command = "%lepton_cluster restart" + (f" {ranks[0]}" if len(ranks) == 1 else "")
+        return (
+            f"Rank(s) {ranks} could not be restarted ({e}). When their host answers again, "
+            f"restart them with: {command}"
+        )
     if not dead:
         return ""
     return (

@@ -256,6 +256,16 @@ class Rig:
         finally:
             _run(["ip", "-n", ns, "route", "del", "prohibit", f"{addr}/32"], check=False)
 
+    @contextmanager
+    def link_down(self, node: str) -> Iterator[None]:
+        """Inside the block, ``node``'s link is down: it stops answering anyone, as a dead host."""
+        veth = self.node(node).veth
+        _run(["ip", "link", "set", veth, "down"])
+        try:
+            yield
+        finally:
+            _run(["ip", "link", "set", veth, "up"], check=False)
+
     # -- lifecycle ------------------------------------------------------------
     def __enter__(self) -> Rig:
         return self.up()
