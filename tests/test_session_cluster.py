@@ -3,9 +3,8 @@
 import os
 import signal
 
-import psutil
-
 from tests.conftest import health
+from tests.support.kernels import wait_gone
 
 
 def test_health_names_what_is_broken_and_passes_a_healthy_cluster(make_cluster):
@@ -13,7 +12,7 @@ def test_health_names_what_is_broken_and_passes_a_healthy_cluster(make_cluster):
     assert health(c) is None
     pid = c.placement[1]["pid"]
     os.kill(pid, signal.SIGKILL)
-    psutil.Process(pid).wait(30)
+    assert wait_gone([pid], 30)[0] == [], "the killed engine is still there"
     assert "Rank 1's engine is gone" in health(c)
     c.restart(1)
     assert health(c) is None

@@ -6,6 +6,7 @@ import time
 import pytest
 
 from lepton_nb import DistributedTimeout, RemoteError
+from tests.support.kernels import wait_gone
 
 
 def test_gather_returns_values_ordered_by_rank(cluster):
@@ -194,13 +195,12 @@ def test_a_rank_whose_process_is_gone_is_refused_before_the_hub_notices(cluster)
     import os
     import signal
 
-    import psutil
-
     from lepton_nb import ClusterError
 
     pid = cluster.placement[1]["pid"]
     os.kill(pid, signal.SIGKILL)
-    psutil.Process(pid).wait(30)  # gone (reaped by its nanny); the hub may still list it
+    # gone (reaped by its nanny); the hub may still list it
+    assert wait_gone([pid], 30)[0] == [], "the killed engine is still there"
     with pytest.raises(ClusterError, match=r"Rank 1's engine is gone"):
         cluster.execute("pass")
     assert cluster.status().rows[1]["state"] == "dead"

@@ -6,12 +6,12 @@ import time
 
 import ipyparallel
 import numpy as np
-import psutil
 import pytest
 import torch
 
 from lepton_nb import ClusterError, RemoteError
 from lepton_nb.transfer import segment
+from tests.support.kernels import wait_gone
 
 CHECK_ON_RANK = (
     "from lepton_nb.transfer.content import as_array, content_key\n"
@@ -237,7 +237,7 @@ def test_shared_memory_is_freed_on_overwrite_crash_and_stop(make_cluster):
     _until(lambda: shm_used() - base < 215 * mb, "the old segment freed by the ranks")
     pid = c.placement[1]["pid"]
     os.kill(pid, 9)  # a crash frees that rank's mapping, leaks nothing
-    psutil.Process(pid).wait(30)
+    assert wait_gone([pid], 30)[0] == [], "the killed engine is still there"
     assert shm_used() - base < 215 * mb
     c.stop()
     assert shm_used() - base < 2 * mb  # stop waits for the engines to exit
