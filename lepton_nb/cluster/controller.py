@@ -134,7 +134,11 @@ class Controller:
         asyncio.set_event_loop(asyncio.new_event_loop())
         self._loop = IOLoop.current()
         self._loop.add_callback(self._ready.set)
-        self._loop.start()
+        try:
+            self._loop.start()
+        finally:  # its selector and self-pipe: three fds a cluster would otherwise leak
+            self._loop.close(all_fds=False)
+            asyncio.set_event_loop(None)
 
     def call(self, fn: Callable[[], Awaitable[T] | T], timeout: float = CALL_TIMEOUT_S) -> T:
         """Run ``fn()`` (a coroutine function or a plain one) on the loop and return its result."""

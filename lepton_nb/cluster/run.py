@@ -6,6 +6,7 @@ that finished when others fail.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -50,26 +51,29 @@ def _finish(
 ) -> tuple[dict[int, RankFailure], list[int], str]:
     """Wait for ``job``; deal with overrunning and dead ranks. Returns failures, timed-out ranks, a note.
 
-    A rank whose engine dies ends the wait at once for the others too: they are
-    interrupted (or restarted, when blocked in a collective on the dead peer)
-    instead of waiting out the group's timeout.
+    A rank whose engine dies ends the wait at once for the ranks that wait on
+    it in the process group: they are interrupted (or restarted, when blocked
+    in a collective on the dead peer) instead of waiting out the group's
+    timeout. The other ranks finish their work, and their results are kept.
     """
+    deadline = None if timeout is None else time.monotonic() + timeout
+    note = ""
+    timed_out: list[int] = []
+    stuck: list[int] = []
+    lost: list[int] = []
     try:
         finished = job.wait(timeout, stop_when=lambda: bool(_lost(cluster, job)))
+        lost = _lost(cluster, job) if not finished else []
+        if lost:
+            stuck, timed_out, note = _stop_survivors(cluster, job, lost, deadline)
+        elif not finished:
+            timed_out = job.running
+            stuck, note = _stop_overrunning(cluster, job, timed_out)
     except KeyboardInterrupt:
         cluster.interrupt(job.running)
         if job.output is not None:
             job.output.close()
         raise
-    note = ""
-    timed_out: list[int] = []
-    stuck: list[int] = []
-    lost = _lost(cluster, job) if not finished else []
-    if lost:
-        stuck, note = _stop_survivors(cluster, job, lost)
-    elif not finished:
-        timed_out = job.running
-        note = _stop_overrunning(cluster, job)
     if job.output is not None:
         job.output.close()
     failures = dict(job.outcome().failures)
@@ -104,27 +108,73 @@ def _lost(cluster: Cluster, job: Job) -> list[int]:
     return sorted(set(job.lost()) | set(gone))
 
 
-def _stop_survivors(cluster: Cluster, job: Job, lost: list[int]) -> tuple[list[int], str]:
-    """A peer died mid-job: interrupt the ranks still running; those blocked are to be restarted."""
-    def survivors() -> list[int]:
-        return [r for r in job.running if r not in lost]
+def _stop_survivors(
+    cluster: Cluster, job: Job, lost: list[int], deadline: float | None
+) -> tuple[list[int], list[int], str]:
+    """A peer died mid-job: stop the ranks that wait on it; the others finish their work.
 
-    # a collective over a closed connection fails by itself (gloo sees the peer's socket
-    # close): give the others a moment to say so before interrupting them
-    job.wait(SURVIVOR_GRACE_S, stop_when=lambda: not survivors())
-    if not survivors():
-        return [], ""
-    cluster.interrupt(survivors())
-    # one blocked in a collective on the dead peer does not wake for SIGINT: do not wait long
-    job.wait(min(cluster.interrupt_grace, SIGINT_GRACE_S), stop_when=lambda: not survivors())
-    stuck = survivors()
+    A collective over a closed connection fails by itself (gloo sees the peer's
+    socket close). A rank still waiting in torch.distributed after
+    :data:`SURVIVOR_GRACE_S`, as its sampler shows, is interrupted, and
+    restarted if SIGINT does not free it (blocked on the dead peer). A rank
+    busy with anything else is left to finish, so its results are kept, until
+    the job's ``deadline``. Returns the ranks to restart, those timed out, and a note.
+    """
+    died = time.monotonic()
+    collector = cluster.collector
+    gone = set(lost)  # dead, or blocked on the dead: no longer waited for
+    interrupted: list[int] = []
+    stuck: list[int] = []
+
+    def survivors() -> list[int]:
+        return [r for r in job.running if r not in gone]
+
+    def waiting() -> list[int]:
+        if time.monotonic() < died + SURVIVOR_GRACE_S:
+            return []
+        if collector is None:  # no samples to tell: any survivor may be waiting on the dead
+            return survivors()
+        # a sample from after the grace: one from before may show a collective since failed
+        inside = collector.in_collective(since=died + SURVIVOR_GRACE_S)
+        return [r for r in survivors() if r in inside]
+
+    while survivors():
+        left = None if deadline is None else deadline - time.monotonic()
+        if left is not None and left <= 0:
+            break
+        job.wait(left, stop_when=lambda: not survivors() or bool(waiting()))
+        now = waiting()
+        if not now:
+            continue
+        interrupted += now
+        cluster.interrupt(now)
+        # one blocked in a collective on the dead peer does not wake for SIGINT: do not
+        # wait long; it is restarted
+        stuck += _wait_for(job, now, min(cluster.interrupt_grace, SIGINT_GRACE_S))
+        gone |= set(stuck)
+    timed_out = survivors()
     names = ", ".join(f"rank {r}" for r in lost)
-    if not stuck:
-        return [], f"The other ranks were interrupted when {names} died."
-    return stuck, (
-        f"Rank(s) {stuck} were blocked (e.g. in a collective) on {names}, which died, and "
-        "were restarted with it."
-    )
+    notes = []
+    if stuck:
+        notes.append(
+            f"Rank(s) {stuck} were blocked (e.g. in a collective) on {names}, which died, and "
+            "were restarted with it."
+        )
+    freed = [r for r in interrupted if r not in stuck]
+    if freed:
+        notes.append(f"Rank(s) {freed} waited in torch.distributed on {names}, which died, "
+                     "and were interrupted.")  # fmt: skip
+    if timed_out:
+        more, note = _stop_overrunning(cluster, job, timed_out)
+        stuck += more
+        notes.append(note)
+    return stuck, timed_out, " ".join(notes)
+
+
+def _wait_for(job: Job, ranks: list[int], timeout: float) -> list[int]:
+    """Wait up to ``timeout`` s for ``ranks`` of ``job`` to reply; those still running."""
+    job.wait(timeout, stop_when=lambda: not any(r in job.running for r in ranks))
+    return [r for r in ranks if r in job.running]
 
 
 def _revive_dead(cluster: Cluster, failures: dict[int, RankFailure], stuck: list[int]) -> str:
@@ -133,7 +183,7 @@ def _revive_dead(cluster: Cluster, failures: dict[int, RankFailure], stuck: list
     if not dead and not stuck:
         return ""
     ranks = sorted(set(dead) | set(stuck))
-    for r in stuck:
+    for r in stuck:  # (a timed-out one's failure says so: the caller writes it)
         failures.setdefault(r, RankFailure(r, "Interrupted", "restarted: its peer died mid-job"))
     try:
         cluster.restart_ranks(ranks)
@@ -192,15 +242,13 @@ def _gather(
     return dict(outcome.results)
 
 
-def _stop_overrunning(cluster: Cluster, job: Job) -> str:
-    """Interrupt ranks past their timeout; restart those that cannot be interrupted."""
-    cluster.interrupt(job.running)
-    job.wait(cluster.interrupt_grace)
-    stuck = job.running
+def _stop_overrunning(cluster: Cluster, job: Job, ranks: list[int]) -> tuple[list[int], str]:
+    """Interrupt ``ranks``, past their timeout; those that cannot be interrupted are to restart."""
+    cluster.interrupt(ranks)
+    stuck = _wait_for(job, ranks, cluster.interrupt_grace)
     if not stuck:
-        return "The ranks that did not finish were interrupted; the cluster is ready."
-    cluster.restart_ranks(stuck)
-    return (
+        return [], "The ranks that did not finish were interrupted; the cluster is ready."
+    return stuck, (
         f"Rank(s) {stuck} could not be interrupted (blocked, e.g. in a collective) and were "
         "restarted; they rejoined the process group with empty namespaces."
     )

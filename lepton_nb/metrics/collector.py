@@ -158,6 +158,17 @@ class Collector(threading.Thread):
                     return silent
                 self._arrived.wait(left)
 
+    def in_collective(self, since: float) -> dict[int, str]:
+        """Ranks whose latest sample, received after ``since`` (time.monotonic()), shows them
+        waiting in torch.distributed; each with the function it is in."""
+        with self._lock:
+            samples = dict(self._samples)
+        return {
+            r: msg["collective"]
+            for r, (received, msg) in samples.items()
+            if received > since and msg.get("collective")
+        }
+
     # -- the thread ------------------------------------------------------
     def run(self) -> None:
         """The thread: receive samples, publish the snapshot every ``interval``, until closed."""

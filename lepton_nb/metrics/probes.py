@@ -7,6 +7,7 @@ Cumulative counters (NVLink bytes) become rates here, between two readings.
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 from collections.abc import Callable
@@ -38,6 +39,32 @@ def _host_total() -> int:
     if not _total:
         _total.append(int(psutil.virtual_memory().total))
     return _total[0]
+
+
+#: Where the process group's Python functions live: a frame there is in a collective (or
+#: in a barrier, a send, a store wait): torch.distributed's, and lepton_nb's own.
+_DISTRIBUTED = (os.path.join("torch", "distributed", ""), os.path.join("lepton_nb", "collective"))
+
+
+def collective(thread_id: int | None) -> str | None:
+    """The torch.distributed function that thread ``thread_id`` is in now (e.g. "all_reduce").
+
+    The outermost public function there names it (a user's ``all_reduce``, not
+    what it calls, nor torch's logging ``wrapper`` around it). None when the
+    thread is elsewhere, or gone.
+    """
+    frame = sys._current_frames().get(thread_id) if thread_id is not None else None
+    names = []  # innermost first
+    while frame is not None:
+        if any(place in frame.f_code.co_filename for place in _DISTRIBUTED):
+            names.append(frame.f_code.co_name)
+        frame = frame.f_back
+    public = [n for n in names if not n.startswith("_") and n not in _WRAPPERS]
+    return public[-1] if public else (names[0] if names else None)
+
+
+#: Decorators' inner functions in torch.distributed: never the name of what waits.
+_WRAPPERS = frozenset({"wrapper", "inner", "<lambda>"})
 
 
 def torch_memory() -> dict[str, int] | None:

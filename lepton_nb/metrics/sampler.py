@@ -1,9 +1,10 @@
 """The sampler each rank runs: a daemon thread that sends a signed sample every interval.
 
 A sample holds the process's RSS and CPU%, torch's device memory, NVML's
-readings for the rank's GPU, whether the engine is running a request, and the
-bytes this rank sent per link (from :data:`lepton_nb.links.counter`) with
-their rates. It goes out signed and numbered (``sender``, ``seq``: see
+readings for the rank's GPU, whether the engine is running a request (and,
+if its code waits in torch.distributed, in which function), and the bytes
+this rank sent per link (from :data:`lepton_nb.links.counter`) with their
+rates. It goes out signed and numbered (``sender``, ``seq``: see
 :mod:`.wire`) on a ZMQ PUSH socket straight to the notebook, so it arrives
 while a cell runs. Sending never blocks: when the notebook does not keep up,
 samples are dropped, and the user's code is never held up.
@@ -99,6 +100,7 @@ class Sampler(threading.Thread):
         self._seq = itertools.count(1)
         self._proc = psutil.Process()
         self._links = links.LinkRates(links.counter)
+        self._main = threading.main_thread().ident  # where the engine runs the user's code
         # the request that starts this sampler is not the user's work: it never counts as busy
         self._starting = activity.requests if activity.busy else None
 
@@ -138,6 +140,7 @@ class Sampler(threading.Thread):
             "time": time.time(),
             "busy": self.activity.busy and self.activity.requests != self._starting,
             "busy_since": self.activity.since,
+            "collective": probes.collective(self._main),
         }
         sample.update(probes.process(self._proc))
         sample["torch"] = probes.torch_memory()

@@ -110,6 +110,7 @@ SAMPLE_FIELDS: dict[str, Callable[[Any], bool]] = {
     "time": is_number,
     "busy": lambda v: isinstance(v, bool),
     "busy_since": is_number,
+    "collective": _maybe(lambda v: isinstance(v, str) and 0 < len(v) <= 64),
     "rss": _count,
     "cpu_percent": is_number,
     "memory_total": _count,

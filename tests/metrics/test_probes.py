@@ -35,3 +35,4 @@ def test_nvml_reads_the_gpu_or_none():
         assert second["memory_total"] > 0 and 0 <= second["utilization"] <= 100
     else:  # no NVIDIA driver: unknown, not an error
         assert first is None and second is None
+

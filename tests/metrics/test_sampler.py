@@ -103,3 +103,34 @@ def test_the_request_that_starts_the_sampler_is_not_busy():
     assert s.read()["busy"] is True
     activity.end()
     assert s.read()["busy"] is False
+
+
+
+def test_a_rank_waiting_in_a_collective_says_which_in_its_samples(cluster):
+    """Rank 0 waits in a real gloo all_reduce for rank 1, which comes 3 s later: its
+    samples meanwhile name all_reduce, and rank 1's (asleep) name nothing."""
+    import threading
+    import time
+
+    code = (
+        "import time, torch, torch.distributed as dist\n"
+        "if rank == 1:\n"
+        "    time.sleep(3)\n"
+        "dist.all_reduce(torch.ones(1))\n"
+    )
+    seen: list[dict[int, str]] = []
+    stop = threading.Event()
+    start = time.monotonic()
+
+    def watch():
+        while not stop.wait(0.1):
+            seen.append(cluster.collector.in_collective(since=start))
+
+    watcher = threading.Thread(target=watch)
+    watcher.start()
+    try:
+        cluster.execute(code, timeout=60)
+    finally:
+        stop.set()
+        watcher.join(5)
+    assert {0: "all_reduce"} in seen, seen
