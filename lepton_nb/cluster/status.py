@@ -9,6 +9,7 @@ status answers even while every rank is busy in a long cell.
 from __future__ import annotations
 
 import html
+import time
 from typing import TYPE_CHECKING, Any
 
 import psutil
@@ -49,7 +50,17 @@ def _states(cluster: Cluster) -> dict[int, dict[str, Any]]:
         from .core import NO_CLUSTER
 
         raise ClusterError(NO_CLUSTER)
-    return {r["rank"]: r for r in collector.ranks(hub=_hub(cluster))}
+    hub = _hub(cluster)
+    rows = collector.ranks(hub=hub)
+    # a sample taken during a request that has since ended says busy for up to one interval:
+    # where the hub holds no request of ours, wait (at most an interval and a half) for a
+    # sample taken from now on, so a request that just finished never shows as running
+    engines = cluster.ranks.engine_ids()
+    unsure = [r["rank"] for r in rows if r["state"] == "busy" and engines.get(r["rank"]) not in hub.queued]
+    if unsure:
+        collector.wait_for_new_samples(unsure, time.monotonic(), 1.5 * collector.interval)
+        rows = collector.ranks(hub=hub)
+    return {r["rank"]: r for r in rows}
 
 
 def _local_memory(rec: RankRecord) -> tuple[int | None, int | None]:

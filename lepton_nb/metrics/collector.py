@@ -169,6 +169,18 @@ class Collector(threading.Thread):
             if received > since and msg.get("collective")
         }
 
+    def wait_for_new_samples(self, ranks: list[int], since: float, timeout: float) -> list[int]:
+        """Wait until each of ``ranks`` sent a sample received after ``since`` (time.monotonic());
+        the ranks still without one."""
+        deadline = time.monotonic() + timeout
+        with self._arrived:
+            while True:
+                old = [r for r in ranks if r not in self._samples or self._samples[r][0] <= since]
+                left = deadline - time.monotonic()
+                if not old or left <= 0:
+                    return old
+                self._arrived.wait(left)
+
     # -- the thread ------------------------------------------------------
     def run(self) -> None:
         """The thread: receive samples, publish the snapshot every ``interval``, until closed."""
