@@ -19,10 +19,15 @@ __all__ = [
     "Cluster",
     "ClusterError",
     "DistributedTimeout",
+    "Future",
+    "LostData",
     "RankFailure",
     "RankState",
     "RemoteError",
+    "RemoteRef",
+    "TaskError",
     "Trainer",
+    "as_completed",
     "get_cluster",
     "get_device",
     "load_ipython_extension",
@@ -30,6 +35,7 @@ __all__ = [
     "monitor",
     "rank",
     "unload_ipython_extension",
+    "wait",
     "world_size",
 ]
 
@@ -39,6 +45,12 @@ _LAZY = {
     "get_cluster": ("lepton_nb.cluster", "get_cluster"),
     "monitor": ("lepton_nb.monitor", "monitor"),
     "Trainer": ("lepton_nb.train", "Trainer"),
+    "Future": ("lepton_nb.tasks", "Future"),
+    "LostData": ("lepton_nb.tasks", "LostData"),
+    "RemoteRef": ("lepton_nb.tasks", "RemoteRef"),
+    "TaskError": ("lepton_nb.tasks", "TaskError"),
+    "as_completed": ("lepton_nb.tasks", "as_completed"),
+    "wait": ("lepton_nb.tasks", "wait"),
 }
 
 

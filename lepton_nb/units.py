@@ -25,3 +25,36 @@ def size(n: float | None, unit: str = "B") -> str:
             return f"{n:.0f} {unit}" if prefix == "" else f"{n:.1f} {prefix}{unit}"
         n /= 1000
     raise AssertionError("unreachable: the last prefix always answers")  # pragma: no cover
+
+
+#: What a size may be written with: decimal (kB, MB, GB, TB) and binary (KiB, MiB, GiB, TiB).
+_FACTORS = {
+    "": 1, "B": 1,
+    "KB": 10**3, "MB": 10**6, "GB": 10**9, "TB": 10**12,
+    "KIB": 2**10, "MIB": 2**20, "GIB": 2**30, "TIB": 2**40,
+}  # fmt: skip
+
+
+def parse_size(value: int | str) -> int:
+    """Bytes from ``value``: an int, or a string such as ``"2GB"``, ``"512MiB"``, ``"1.5 GB"``.
+
+    Raises ValueError saying what is accepted, for anything else (negative sizes too).
+    """
+    if isinstance(value, bool):
+        raise ValueError(f"not a size: {value!r}")
+    if isinstance(value, int):
+        if value < 0:
+            raise ValueError(f"a size cannot be negative: {value}")
+        return value
+    text = str(value).strip()
+    number = text.rstrip("kKmMgGtTiIbB ")
+    unit = text[len(number):].strip().upper()
+    try:
+        amount = float(number)
+    except ValueError:
+        amount = -1.0
+    if unit not in _FACTORS or amount < 0 or amount != amount:
+        raise ValueError(
+            f"not a size: {value!r}; give bytes as an int, or e.g. '2GB', '512MiB', '1.5 GB'"
+        )
+    return int(amount * _FACTORS[unit])

@@ -172,6 +172,11 @@ class Controller:
         self.secure_runtime_files()
         return client
 
+    def connect_client(self) -> ipp.Client:
+        """Another client of this controller, for one thread's own use (a client is not thread safe)."""
+        client: ipp.Client = self.call(self.ipp.connect_client)
+        return client
+
     def start_engines(self, n: int, set_id: str, env: dict[str, str], **traits: Any) -> Any:
         """Start an engine set of ``n`` engines through the configured ipyparallel launcher."""
         env = dict(env, LEPTON_ENGINE_SET=set_id)

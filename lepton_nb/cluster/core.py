@@ -22,6 +22,7 @@ from traitlets.config import Config
 from .. import _nvml, links, topology
 from ..errors import ClusterError, RankState
 from ..metrics.collector import Collector
+from ..tasks.methods import TaskMethods
 from ..transfer.future import PushFuture
 from ..transfer.push import Transfer
 from . import group, launchers, pinning, run
@@ -40,6 +41,7 @@ from .status import StatusTable, rank_rows
 if TYPE_CHECKING:  # pragma: no cover
     import ipyparallel
 
+    from ..tasks.queue import TaskQueue
     from .placement import GpuSpec
 
 NO_CLUSTER = "No cluster running. Start one with: %lepton_cluster start -n 2"
@@ -66,7 +68,7 @@ def get_cluster() -> Cluster | None:
     return None
 
 
-class Cluster(ClusterOptions):
+class Cluster(ClusterOptions, TaskMethods):
     """A notebook-driven cluster: ``Cluster(n=2, gpus="auto").start()``.
 
     With GPUs there is one engine per GPU; without, CPU engines. Engines start
@@ -104,6 +106,7 @@ class Cluster(ClusterOptions):
         self.transfer = Transfer(self)
         self._topology: topology.Topology | None = None
         self._collector: Collector | None = None
+        self._tasks: TaskQueue | None = None
         self._lease: Lease | None = None
 
     # -- properties -----------------------------------------------------------
@@ -274,6 +277,9 @@ class Cluster(ClusterOptions):
         idle, self._idle = self._idle, None
         if idle is not None:
             idle.close()
+        tasks, self._tasks = self._tasks, None
+        if tasks is not None:
+            tasks.close()
         self.transfer.close()
         collector, self._collector = self._collector, None
         if collector is not None:
@@ -434,6 +440,16 @@ class Cluster(ClusterOptions):
     def scatter(self, name: str, value: Any, axis: int = 0) -> None:
         """Shard an array or CPU tensor across ranks along ``axis``; rank r gets its slice."""
         self.transfer.scatter(name, value, axis)
+
+    def task_queue(self) -> TaskQueue:
+        """The cluster's tasks (``submit``, ``map``), with a client of their own; made on first use."""
+        from ..tasks.queue import TaskQueue
+
+        self._require()
+        if self._tasks is None:
+            assert self._controller is not None
+            self._tasks = TaskQueue(self, self._controller.connect_client())
+        return self._tasks
 
     def cache_info(self) -> dict[str, int]:
         """Push cache figures: hits, misses, bytes_sent, bytes_saved, shared_bytes."""

@@ -122,8 +122,27 @@ class ClusterOptions(LoggingConfigurable):
     metrics_interval = Float(
         0.5, config=True, help="Seconds between two metrics samples of each rank."
     )
+    task_timeout = Float(
+        300.0, config=True,
+        help="Seconds a task with memory= waits for a rank with that much free before it fails.",
+    )  # fmt: skip
+    store_limit = Unicode(
+        "4GB", config=True,
+        help="Bytes each rank keeps of its tasks' kept values (keep=True) in each of GPU and "
+        "host memory; past it the least recently used spill to host memory, then to disk.",
+    )  # fmt: skip
 
-    @validate("n", "engine_timeout", "metrics_interval", "orphan_timeout")
+    @validate("store_limit")
+    def _size(self, proposal: Any) -> Any:
+        from ..units import parse_size
+
+        try:
+            parse_size(proposal["value"])
+        except ValueError as e:
+            raise ClusterError(f"store_limit: {e}") from None
+        return proposal["value"]
+
+    @validate("n", "engine_timeout", "metrics_interval", "orphan_timeout", "task_timeout")
     def _positive(self, proposal: Any) -> Any:
         value, name = proposal["value"], proposal["trait"].name
         if value is not None and (isinstance(value, bool) or value <= 0):

@@ -1,4 +1,5 @@
-"""IPython magics: ``%lepton_cluster``, ``%%lepton_distributed``, push/pull, ``%lepton_monitor``.
+"""IPython magics: ``%lepton_cluster``, ``%%lepton_distributed``, push/pull, ``%lepton_map``,
+``%lepton_monitor``.
 
 They parse, call the Python API (:class:`lepton_nb.Cluster`) and render;
 everything they do is reachable from Python too.
@@ -10,10 +11,11 @@ from typing import Any
 
 from .cluster import LeptonMagics
 from .monitor import MonitorMagics
+from .tasks import TaskMagics
 from .transfer import TransferMagics
 
 _MAGICS = {
-    "line": ("lepton_cluster", "lepton_push", "lepton_pull", "lepton_monitor"),
+    "line": ("lepton_cluster", "lepton_push", "lepton_pull", "lepton_monitor", "lepton_map"),
     "cell": ("lepton_distributed",),
 }
 
@@ -23,6 +25,7 @@ def load_ipython_extension(ip: Any) -> None:
     ip.register_magics(LeptonMagics)
     ip.register_magics(TransferMagics)
     ip.register_magics(MonitorMagics)
+    ip.register_magics(TaskMagics)
 
 
 def unload_ipython_extension(ip: Any) -> None:
@@ -31,5 +34,5 @@ def unload_ipython_extension(ip: Any) -> None:
     for kind, names in _MAGICS.items():
         for name in names:
             registry[kind].pop(name, None)
-    for cls in (LeptonMagics, TransferMagics, MonitorMagics):
+    for cls in (LeptonMagics, TransferMagics, MonitorMagics, TaskMagics):
         ip.magics_manager.registry.pop(cls.__name__, None)

@@ -108,7 +108,8 @@ def distributed_args(line: str) -> None:
     """
 
 
-def _parse(spec, line: str, usage: str):  # noqa: ANN001 - IPython's decorated stub
+def parse_line(spec, line: str, usage: str):  # noqa: ANN001 - IPython's decorated stub
+    """Parse ``line`` with a magic_arguments ``spec``; UsageError ending with ``usage``."""
     try:
         shlex.split(line)
         return parse_argstring(spec, line)
@@ -204,7 +205,7 @@ def parse_cluster_line(
     ``gpus_available``: the GPUs of this host, to check ``--gpus`` against when the
     engines start here (None: they may start elsewhere, checked at placement).
     """
-    args = _parse(cluster_args, line, CLUSTER_USAGE)
+    args = parse_line(cluster_args, line, CLUSTER_USAGE)
     action = args.action
     if action is None:
         raise UsageError(MISSING_ACTION)
@@ -255,7 +256,7 @@ def parse_distributed_line(
     line: str, world_size: int, gpu_ranks: bool = False
 ) -> DistributedOptions:
     """Check a ``%%lepton_distributed`` line against a cluster of ``world_size`` ranks."""
-    args = _parse(distributed_args, line, DISTRIBUTED_USAGE)
+    args = parse_line(distributed_args, line, DISTRIBUTED_USAGE)
     try:
         ranks = parse_ranks(args.ranks, world_size)
     except ValueError as e:
@@ -327,7 +328,7 @@ class PushCommand:
 
 def parse_push_line(line: str, namespace: dict, world_size: int) -> PushCommand:
     """Check a ``%lepton_push`` line against the notebook namespace and the cluster."""
-    args = _parse(push_args, line, PUSH_USAGE)
+    args = parse_line(push_args, line, PUSH_USAGE)
     if not args.names:
         raise UsageError(MISSING_NAMES)
     for name in args.names:
@@ -344,7 +345,7 @@ def parse_push_line(line: str, namespace: dict, world_size: int) -> PushCommand:
 
 def parse_pull_line(line: str, world_size: int) -> tuple[str, int]:
     """Check a ``%lepton_pull`` line; returns (name, rank)."""
-    args = _parse(pull_args, line, PULL_USAGE)
+    args = parse_line(pull_args, line, PULL_USAGE)
     if args.name is None:
         raise UsageError("Name what to pull, e.g.: %lepton_pull x --rank 0")
     if not is_name(args.name):

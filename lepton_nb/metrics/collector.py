@@ -158,6 +158,11 @@ class Collector(threading.Thread):
                     return silent
                 self._arrived.wait(left)
 
+    def latest(self) -> dict[int, Sample]:
+        """Each rank's latest sample."""
+        with self._lock:
+            return {r: msg for r, (_, msg) in self._samples.items()}
+
     def in_collective(self, since: float) -> dict[int, str]:
         """Ranks whose latest sample, received after ``since`` (time.monotonic()), shows them
         waiting in torch.distributed; each with the function it is in."""

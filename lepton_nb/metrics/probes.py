@@ -25,11 +25,16 @@ T = TypeVar("T")
 
 
 def process(proc: psutil.Process) -> dict[str, Any]:
-    """RSS in bytes, CPU% since the last call, and the host's total memory."""
+    """RSS in bytes, CPU% since the last call, and the host's total and available memory."""
     with proc.oneshot():
         rss = proc.memory_info().rss
         cpu = proc.cpu_percent(None)
-    return {"rss": int(rss), "cpu_percent": float(cpu), "memory_total": _host_total()}
+    return {
+        "rss": int(rss),
+        "cpu_percent": float(cpu),
+        "memory_total": _host_total(),
+        "memory_available": int(psutil.virtual_memory().available),
+    }
 
 
 _total: list[int] = []

@@ -114,6 +114,7 @@ SAMPLE_FIELDS: dict[str, Callable[[Any], bool]] = {
     "rss": _count,
     "cpu_percent": is_number,
     "memory_total": _count,
+    "memory_available": _count,
     "torch": _maybe(_fields({"allocated": _count, "reserved": _count})),
     "nvml": _maybe(lambda v: _NVML(v) and ("memory_total" not in v or "memory_used" in v)),
     "links": lambda v: isinstance(v, list)
@@ -155,6 +156,17 @@ def memory(sample: Sample | None) -> dict[str, Any] | None:
     if sample.get("rss") is not None:
         return {"kind": "host", "used": sample["rss"], "total": sample.get("memory_total")}
     return None
+
+
+def room(sample: Sample, ranks_on_host: int) -> int:
+    """Bytes a task could still use on a rank: its GPU's free memory where NVML reads it, else
+    its share of the host's memory (total / ranks there) less its RSS, at most what is available.
+    """
+    nvml = sample.get("nvml") or {}
+    if nvml.get("memory_total"):
+        return max(0, int(nvml["memory_total"]) - int(nvml.get("memory_used") or 0))
+    share = int(sample["memory_total"]) // max(1, ranks_on_host) - int(sample["rss"])
+    return max(0, min(share, int(sample["memory_available"])))
 
 
 def link_rows(rows: Iterable[Sequence[float]]) -> list[dict[str, Any]]:

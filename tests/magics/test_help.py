@@ -8,6 +8,7 @@ MAGICS = {
     "lepton_push": "line",
     "lepton_pull": "line",
     "lepton_monitor": "line",
+    "lepton_map": "line",
 }
 
 

@@ -1,0 +1,99 @@
+"""A task's future, its errors, and waiting on many: ``wait`` and ``as_completed``."""
+
+from __future__ import annotations
+
+import concurrent.futures as cf
+from collections.abc import Iterable, Iterator
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .queue import TaskQueue
+
+
+class TaskError(Exception):
+    """A task raised (or its rank died on every try); names the task, its rank(s) and host.
+
+    Attributes: ``task`` (its name), ``rank`` (the last rank tried), ``host``,
+    ``ename``, ``evalue``, ``traceback`` (the remote one) and ``tried`` (every rank tried).
+    """
+
+    def __init__(
+        self,
+        task: str,
+        rank: int | None,
+        ename: str,
+        evalue: str,
+        traceback: str = "",
+        tried: list[int] | None = None,
+        host: str | None = None,
+    ) -> None:
+        self.task, self.rank, self.host = task, rank, host
+        self.ename, self.evalue, self.traceback = ename, evalue, traceback
+        self.tried = list(tried or ([] if rank is None else [rank]))
+        where = f"rank {rank}" + (f" on {host}" if host else "") if rank is not None else "no rank"
+        if len(self.tried) > 1:
+            where = "every rank tried: " + ", ".join(f"rank {r}" for r in self.tried)
+        super().__init__(f"task {task} failed on {where}: {ename}: {evalue}")
+
+    def _render_traceback_(self) -> list[str]:  # IPython shows the remote traceback
+        return [str(self), *([self.traceback] if self.traceback else [])]
+
+
+class LostData(TaskError):
+    """A kept value's rank died, and the task that made it cannot run again to recompute it."""
+
+
+class Future(cf.Future):  # type: ignore[type-arg]
+    """A task's future: a :class:`concurrent.futures.Future`, plus the ``rank`` that ran it."""
+
+    def __init__(self, queue: TaskQueue, task: str) -> None:
+        super().__init__()
+        self.task = task
+        self.rank: int | None = None
+        self._queue = queue
+
+    @property
+    def cluster_id(self) -> str:
+        """The cluster this task belongs to."""
+        return self._queue.cluster_id
+
+    def cancel(self) -> bool:
+        """Cancel the task if it has not started; True if it will not run."""
+        if self.done():
+            return self.cancelled()
+        return self._queue.cancel(self)
+
+    def _cancel_now(self) -> bool:
+        """For the queue: mark cancelled (waking those who wait)."""
+        return super().cancel()
+
+    def __repr__(self) -> str:
+        state = "cancelled" if self.cancelled() else "done" if self.done() else "pending"
+        where = f" on rank {self.rank}" if self.rank is not None else ""
+        return f"<lepton_nb.Future {self.task} {state}{where}>"
+
+
+def wait(
+    fs: Iterable[cf.Future],  # type: ignore[type-arg]
+    timeout: float | None = None,
+    return_when: str = "ALL_COMPLETED",
+) -> cf._base.DoneAndNotDoneFutures:  # type: ignore[type-arg]
+    """As :func:`concurrent.futures.wait`: ``(done, not_done)`` sets."""
+    if return_when not in ("ALL_COMPLETED", "FIRST_COMPLETED", "FIRST_EXCEPTION"):
+        raise ValueError(
+            f"return_when must be ALL_COMPLETED, FIRST_COMPLETED or FIRST_EXCEPTION, "
+            f"not {return_when!r}"
+        )
+    return cf.wait(list(fs), timeout=timeout, return_when=return_when)
+
+
+def as_completed(
+    fs: Iterable[cf.Future], timeout: float | None = None  # type: ignore[type-arg]
+) -> Iterator[cf.Future]:  # type: ignore[type-arg]
+    """As :func:`concurrent.futures.as_completed`: each future as it finishes."""
+    return cf.as_completed(list(fs), timeout=timeout)
+
+
+def results_in_order(fs: list[Future], timeout: float | None) -> list[Any]:
+    """Each future's result in order; the first error (by position) is raised."""
+    return [f.result(timeout) for f in fs]
