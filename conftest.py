@@ -1,7 +1,7 @@
 """Session hooks for the whole run (tests/ and example_notebooks/).
 
 The multi-host rig (tests/hosts/rig.py) is shared by the tests and by
-example_notebooks/06_multi_host.ipynb, which nbval runs without fixtures: the
+example_notebooks/08_multi_host.ipynb, which nbval runs without fixtures: the
 notebook's first cell brings the rig up here, and the session's end takes it
 down, whatever failed.
 """
@@ -25,7 +25,7 @@ def pytest_configure(config: pytest.Config) -> None:
 def pytest_unconfigure(config: pytest.Config) -> None:
     shutil.rmtree(_ipython_dir, ignore_errors=True)
 
-RIG_NOTEBOOKS = ("06_multi_host.ipynb",)
+RIG_NOTEBOOKS = ("08_multi_host.ipynb",)
 
 
 @pytest.hookimpl(tryfirst=True)
