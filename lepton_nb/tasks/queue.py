@@ -77,6 +77,7 @@ class Task:
     ar: Any = None  # ipyparallel's AsyncResult once handed over
     recompute_left: int = 0  # tries left to make a kept value again
     ref: RemoteRef | None = None  # the kept value this task makes again, if it is a recompute
+    remade: Future | None = None  # the run that makes this task's kept value again, if any
 
     def inputs(self) -> list[Future]:
         """The futures among the arguments (their values are needed)."""
@@ -100,7 +101,7 @@ class TaskQueue:
         self._waiting: list[Task] = []
         self._of: dict[int, Task] = {}  # id(future) -> its task, until it is done
         self._seq = itertools.count(1)
-        self._finished = 0
+        self._purge: list[str] = []  # finished tasks' msg_ids, to drop from the hub's records
         self._closed = threading.Event()
         self._thread = threading.Thread(target=self._run, name="lepton-tasks", daemon=True)
         self._thread.start()
@@ -215,6 +216,8 @@ class TaskQueue:
         lost = [k for k in kept if self._lost(k[0])]
         if lost:
             return self._make_again(task, [k[1] for k in lost])
+        if len({k[0].rank for k in kept}) > 1:
+            args, kwargs, calls, kept = self._bring_here(task, args, kwargs, calls, kept)
         ranks = self._candidates(task, {k[0].rank for k in kept})
         if ranks is None:
             return False  # waiting for room
@@ -241,10 +244,39 @@ class TaskQueue:
         calls = [tuple(value(a) for a in call) for call in task.calls] if task.calls else None
         return args, kwargs, calls, kept
 
+    def _bring_here(
+        self,
+        task: Task,
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        calls: list[tuple[Any, ...]] | None,
+        kept: list[tuple[Kept, RemoteRef]],
+    ) -> tuple[tuple[Any, ...], dict[str, Any], list[tuple[Any, ...]] | None, list[tuple[Kept, RemoteRef]]]:
+        """Kept values on several ranks: the task runs where most of the bytes are; the
+        others' values come through the notebook (not rank to rank yet) and go in as values."""
+        held: dict[int, int] = {}
+        for k, _ in kept:
+            held[k.rank] = held.get(k.rank, 0) + k.nbytes
+        home = max(held, key=lambda r: held[r])
+        values = {
+            k.key: self._client[self.cluster.ranks[k.rank].engine_id].apply_sync(on_rank.value, k.key)
+            for k, _ in kept if k.rank != home
+        }  # fmt: skip
+
+        def swap(a: Any) -> Any:
+            return values[a.key] if isinstance(a, Kept) and a.key in values else a
+
+        args = tuple(swap(a) for a in args)
+        kwargs = {name: swap(v) for name, v in kwargs.items()}
+        calls = [tuple(swap(a) for a in call) for call in calls] if calls else None
+        return args, kwargs, calls, [(k, r) for k, r in kept if k.rank == home]
+
     def _candidates(self, task: Task, holders: set[int]) -> list[int] | None:
         """The ranks ``task`` may go to; None to wait for room; [] when it failed for want of it."""
         table = self.cluster.ranks
         ranks = list(task.ranks) if task.ranks is not None else [r.rank for r in table]
+        live = set(self._client.ids)
+        ranks = [r for r in ranks if table[r].engine_id in live] or ranks
         if holders:  # it reads kept values: it runs where they are, with no transfer
             ranks = [r for r in ranks if r in holders] or ranks
         if task.memory is None:
@@ -304,9 +336,9 @@ class TaskQueue:
             if task.calls is None:
                 self._resolve(task, task.futures[0], value, rank)
             else:
-                for f, (status, out) in zip(task.futures, value):
+                for f, call, (status, out) in zip(task.futures, task.calls, value):
                     if status == "ok":
-                        self._resolve(task, f, out, rank)
+                        self._resolve(task, f, out, rank, call)
                     elif not f.done():
                         f.rank = rank
                         ename, evalue, tb = out
@@ -315,14 +347,21 @@ class TaskQueue:
         finally:
             self._forget(task)
 
-    def _resolve(self, task: Task, future: Future, value: Any, rank: int | None) -> None:
+    def _resolve(
+        self, task: Task, future: Future, value: Any, rank: int | None,
+        call: tuple[Any, ...] | None = None,
+    ) -> None:  # fmt: skip
         future.rank = rank
         if isinstance(value, Kept):
             if task.ref is not None:  # made again: the old ref now points here
                 task.ref.move(value)
                 value = task.ref
             else:
-                value = RemoteRef(value, task, self)
+                maker = task
+                if call is not None:  # one call of a chunk: it alone is made again if lost
+                    maker = Task(future.task, task.fn, call, {}, [], retries=task.retries, keep=True)
+                    maker.recompute_left = task.recompute_left
+                value = RemoteRef(value, maker, self)
         if not future.done():
             future.set_result(value)
 
@@ -354,11 +393,12 @@ class TaskQueue:
             self._of.pop(id(f), None)
         if task.ar is None:
             return
-        self._finished += 1
         try:
+            self._purge += task.ar.msg_ids
             self._client.purge_local_results(task.ar)
-            if self._finished % PURGE_EVERY == 0:
-                self._client.purge_hub_results("all")
+            if len(self._purge) >= PURGE_EVERY:
+                jobs, self._purge = self._purge, []
+                self._client.purge_hub_results(jobs)
         except Exception as e:  # bookkeeping only
             log.debug("purging task results: %s", e)
 
@@ -408,12 +448,16 @@ class TaskQueue:
                 return True
         for ref in refs:
             maker = ref.task
+            if maker.remade is not None and not maker.remade.done():
+                task.waits.append(maker.remade)  # being made again already
+                continue
             maker.recompute_left -= 1
             again = Task(
                 maker.name, maker.fn, maker.args, maker.kwargs, [Future(self, maker.name)],
                 retries=maker.retries, memory=maker.memory, ranks=None, keep=True, ref=ref,
             )  # fmt: skip
             again.recompute_left = maker.recompute_left
+            maker.remade = again.futures[0]
             self._waiting.append(again)
             for f in again.futures:
                 self._of[id(f)] = again
