@@ -35,6 +35,9 @@ _FACTORS = {
 }  # fmt: skip
 
 
+_ACCEPTED = "give bytes as an int, or e.g. '2GB', '512MiB', '1.5 GB'"
+
+
 def parse_size(value: int | str) -> int:
     """Bytes from ``value``: an int, or a string such as ``"2GB"``, ``"512MiB"``, ``"1.5 GB"``.
 
@@ -44,7 +47,7 @@ def parse_size(value: int | str) -> int:
         raise ValueError(f"not a size: {value!r}")
     if isinstance(value, int):
         if value < 0:
-            raise ValueError(f"a size cannot be negative: {value}")
+            raise ValueError(f"a size cannot be negative: {value}; {_ACCEPTED}")
         return value
     text = str(value).strip()
     number = text.rstrip("kKmMgGtTiIbB ")
@@ -54,7 +57,5 @@ def parse_size(value: int | str) -> int:
     except ValueError:
         amount = -1.0
     if unit not in _FACTORS or amount < 0 or amount != amount:
-        raise ValueError(
-            f"not a size: {value!r}; give bytes as an int, or e.g. '2GB', '512MiB', '1.5 GB'"
-        )
+        raise ValueError(f"not a size: {value!r}; {_ACCEPTED}")
     return int(amount * _FACTORS[unit])

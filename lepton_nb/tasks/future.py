@@ -30,10 +30,10 @@ class TaskError(Exception):
         self.task, self.rank, self.host = task, rank, host
         self.ename, self.evalue, self.traceback = ename, evalue, traceback
         self.tried = list(tried or ([] if rank is None else [rank]))
-        where = f"rank {rank}" + (f" on {host}" if host else "") if rank is not None else "no rank"
+        where = f" on rank {rank}" + (f" on {host}" if host else "") if rank is not None else ""
         if len(self.tried) > 1:
-            where = "every rank tried: " + ", ".join(f"rank {r}" for r in self.tried)
-        super().__init__(f"task {task} failed on {where}: {ename}: {evalue}")
+            where = " on every rank tried: " + ", ".join(f"rank {r}" for r in self.tried)
+        super().__init__(f"task {task} failed{where}: {ename}: {evalue}")
 
     def _render_traceback_(self) -> list[str]:  # IPython shows the remote traceback
         return [str(self), *([self.traceback] if self.traceback else [])]

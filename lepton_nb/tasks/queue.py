@@ -346,6 +346,9 @@ class TaskQueue:
                                                   host=self._host(rank)))  # fmt: skip
         finally:
             self._forget(task)
+            # what ipyparallel may still hold (the AsyncResult, its callback) must not keep the
+            # futures, and so a kept value's last reference, alive
+            task.ar, task.futures = None, []
 
     def _resolve(
         self, task: Task, future: Future, value: Any, rank: int | None,
@@ -386,6 +389,7 @@ class TaskQueue:
     def _fail(self, task: Task, error: TaskError) -> None:
         for f in task.futures:
             if not f.done():
+                f.rank = error.rank
                 f.set_exception(error if len(task.futures) == 1 else _for_call(error, f))
 
     def _forget(self, task: Task) -> None:

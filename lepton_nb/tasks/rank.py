@@ -65,7 +65,8 @@ def run(
 ) -> Any:
     """On a rank: ``fn(*args, **kwargs)``, with kept arguments read; kept under ``keep`` if given."""
     _say_where(task)
-    args, kwargs = _read_kept(args), {k: _read_kept(v) for k, v in kwargs.items()}
+    args = tuple(_read_kept(a) for a in args)
+    kwargs = {k: _read_kept(v) for k, v in kwargs.items()}
     value = _call(fn, args, kwargs, task)
     return _keep(value, keep, store_limit) if keep else value
 

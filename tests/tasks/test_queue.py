@@ -54,6 +54,7 @@ def test_futures_and_after_order_tasks_and_pass_results(cluster):
 def test_a_failed_task_is_named_with_its_rank_and_its_dependents_fail_too(cluster):
     f = cluster.submit(_fail_on, 3, 3)
     g = cluster.submit(_double, f)
+    assert f.exception(60) is not None and f.rank in (0, 1)
     with pytest.raises(TaskError, match=rf"task {f.task} failed on rank {f.rank}.*: ValueError: bad item 3"):
         f.result(60)
     with pytest.raises(TaskError, match=rf"it depends on task {f.task}, which failed"):
@@ -91,7 +92,15 @@ def test_a_task_that_calls_a_collective_raises_instead_of_hanging(cluster):
                            "dist.all_reduce(t)\nv = t.item()", gather=["v"]) == {"v": [2.0, 2.0]}
 
 
-def test_cancel_of_a_task_that_has_not_started(cluster):
+def _touch_then_sleep(path, seconds):
+    import time
+
+    open(path, "w").close()
+    time.sleep(seconds)
+    return "slept"
+
+
+def test_cancel_of_a_task_that_has_not_started(cluster, tmp_path):
     slow = cluster.submit(_stamped, "slow", 2.0)
     waiting = cluster.submit(_join, slow, "x")  # waits here for slow's value
     assert waiting.cancel() is True and waiting.cancelled()
@@ -100,14 +109,14 @@ def test_cancel_of_a_task_that_has_not_started(cluster):
     queued = cluster.submit(_double, 21, after=[slow])
     assert queued.cancel() is True, queued
     assert slow.result(60)[0] == "slow" and [b.result(60)[0] for b in busy] == [0, 1]
-    running = cluster.submit(_stamped, "r", 2.0)
+    started = tmp_path / "started"
+    running = cluster.submit(_touch_then_sleep, str(started), 2.0)
     deadline = time.monotonic() + 30
-    while time.monotonic() < deadline and not any(
-        s.get("busy") for s in cluster.collector.latest().values()
-    ):
+    while time.monotonic() < deadline and not started.exists():
         time.sleep(0.05)
+    assert started.exists(), "the task did not start within 30 s"
     assert running.cancel() is False  # it runs: cancel() cannot stop it
-    assert running.result(60)[0] == "r"
+    assert running.result(60) == "slept"
 
 
 def test_ten_thousand_tasks_through_map(cluster):
@@ -193,13 +202,13 @@ def _where():
 def test_with_one_rank_filled_memory_tasks_go_to_the_other(cluster):
     from lepton_nb.metrics import snapshot
 
-    hog = 6 * 2**30
+    hog = 3 * 2**30
     cluster.execute(f"import numpy as np\nhog = np.ones({hog // 8})", ranks=[0])
     try:
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:  # wait for a sample that shows it
             latest = cluster.collector.latest()
-            if latest.get(0, {}).get("rss", 0) > hog:
+            if latest.get(0, {}).get("rss", 0) > hog * 0.9:
                 break
             time.sleep(0.1)
         room = {r: snapshot.room(s, 2) for r, s in cluster.collector.latest().items()}
