@@ -66,6 +66,7 @@ test: install lint chromium rig-packages hub-proxy
 	  $(PYTEST_MARKS)
 
 bench: install
+	$(PY) -m pip install -q "dask[distributed]>=2024.1"
 	$(PY) benchmarks/bench_import.py
 	$(PY) benchmarks/bench_roundtrip.py
 	$(PY) benchmarks/bench_hosts.py
@@ -73,6 +74,7 @@ bench: install
 	$(PY) benchmarks/bench_kernels.py
 	$(PY) benchmarks/bench_allreduce.py
 	$(PY) benchmarks/bench_train.py
+	$(PY) benchmarks/bench_tasks.py
 
 clean:
 	rm -rf $(VENV) build .pytest_cache .hypothesis lepton_nb/labextension labextension/lib \
