@@ -108,12 +108,7 @@ class Controller:
             f.write(HEARTBEAT_CONFIG)
             if curve:
                 f.write(CURVE_CONFIG)
-        self._loop: IOLoop | None = None
-        self._ready = threading.Event()
-        self._thread = threading.Thread(target=self._main, name="lepton-controller", daemon=True)
-        self._thread.start()
-        if not self._ready.wait(10):
-            raise RuntimeError("the controller's event loop did not start")
+        self._loop = shared_loop()
         self.ipp: ipp.Cluster = self.call(
             lambda: _make(
                 engines=engines,
@@ -130,19 +125,8 @@ class Controller:
         )
 
     # -- the loop ---------------------------------------------------------------
-    def _main(self) -> None:
-        asyncio.set_event_loop(asyncio.new_event_loop())
-        self._loop = IOLoop.current()
-        self._loop.add_callback(self._ready.set)
-        try:
-            self._loop.start()
-        finally:  # its selector and self-pipe: three fds a cluster would otherwise leak
-            self._loop.close(all_fds=False)
-            asyncio.set_event_loop(None)
-
     def call(self, fn: Callable[[], Awaitable[T] | T], timeout: float = CALL_TIMEOUT_S) -> T:
         """Run ``fn()`` (a coroutine function or a plain one) on the loop and return its result."""
-        assert self._loop is not None
         result: dict[str, Any] = {}
         done = threading.Event()
 
@@ -209,9 +193,6 @@ class Controller:
         except Exception as e:  # the cluster is going away regardless
             log.warning("stopping the ipyparallel cluster: %s", e)
             self.ipp.engines.clear()  # nothing left for ipyparallel's exit handler to retry
-        if self._loop is not None:
-            self._loop.add_callback(self._loop.stop)
-            self._thread.join(5)
         shutil.rmtree(self.profile_dir, ignore_errors=True)
 
     # -- files ------------------------------------------------------------------
@@ -230,6 +211,33 @@ class Controller:
                 os.chmod(path, 0o700 if mode & stat.S_IXUSR else 0o600)
             except OSError:
                 pass
+
+
+_shared: list[IOLoop] = []
+_shared_lock = threading.Lock()
+
+
+def shared_loop() -> IOLoop:
+    """The one event loop every cluster's controller runs on, in a daemon thread of its own.
+
+    One for the process, never closed: what ipyparallel leaves scheduled when a cluster
+    stops (a launcher's last signals) still runs, and start/stop cycles open nothing new.
+    """
+    with _shared_lock:
+        if not _shared:
+            ready = threading.Event()
+
+            def main() -> None:
+                asyncio.set_event_loop(asyncio.new_event_loop())
+                loop = IOLoop.current()
+                _shared.append(loop)
+                loop.add_callback(ready.set)
+                loop.start()
+
+            threading.Thread(target=main, name="lepton-controllers", daemon=True).start()
+            if not ready.wait(10):
+                raise RuntimeError("the controllers' event loop did not start")
+        return _shared[0]
 
 
 def _make(**kwargs: Any) -> ipp.Cluster:

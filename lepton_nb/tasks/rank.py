@@ -51,10 +51,6 @@ class Kept:
     type_name: str
 
 
-#: The task running now on this rank (its name), for the collective guard.
-_running: list[str] = []
-
-
 def run(
     fn: Callable[..., Any],
     args: tuple[Any, ...],
@@ -118,12 +114,11 @@ def _say_where(task: str) -> None:
 
 
 def _call(fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any], task: str) -> Any:
-    _guard_collectives()
-    _running.append(task)
+    restore = _guard_collectives(task)
     try:
         return fn(*args, **kwargs)
     finally:
-        _running.pop()
+        restore()
 
 
 def _read_kept(value: Any) -> Any:
@@ -148,23 +143,29 @@ def _my_rank() -> int:
     return int(facts["rank"]) if facts else -1
 
 
-def _guard_collectives() -> None:
-    """Make torch.distributed's collectives raise inside a task (once per process)."""
+def _guard_collectives(task: str) -> Callable[[], None]:
+    """Make torch.distributed's collectives raise while ``task`` runs; returns the undo.
+
+    Only for the task's duration: outside tasks, torch.distributed is as torch made it
+    (``P2POp`` compares ``isend`` and ``irecv`` by identity, for one).
+    """
     dist = sys.modules.get("torch.distributed")
-    if dist is None or getattr(dist, "_lepton_guarded", False):
-        return
-    for name in COLLECTIVES:
-        original = getattr(dist, name, None)
-        if callable(original):
-            setattr(dist, name, _guarded(name, original))
-    dist._lepton_guarded = True  # type: ignore[attr-defined]
+    if dist is None:
+        return lambda: None
+    originals = {name: getattr(dist, name) for name in COLLECTIVES if callable(getattr(dist, name, None))}
+    for name, original in originals.items():
+        setattr(dist, name, _guarded(task, name, original))
+
+    def restore() -> None:
+        for name, original in originals.items():
+            setattr(dist, name, original)
+
+    return restore
 
 
-def _guarded(name: str, original: Callable[..., Any]) -> Callable[..., Any]:
+def _guarded(task: str, name: str, original: Callable[..., Any]) -> Callable[..., Any]:
     @functools.wraps(original)
     def guarded(*args: Any, **kwargs: Any) -> Any:
-        if _running:
-            raise CollectiveInTask(IN_A_TASK.format(task=_running[-1], name=name))
-        return original(*args, **kwargs)
+        raise CollectiveInTask(IN_A_TASK.format(task=task, name=name))
 
     return guarded
