@@ -11,13 +11,21 @@ from __future__ import annotations
 from typing import Any
 
 from .engine import get_device, local_rank, rank, world_size
-from .errors import ClusterError, DistributedTimeout, RankFailure, RankState, RemoteError
+from .errors import (
+    ClusterError,
+    DeadRankError,
+    DistributedTimeout,
+    RankFailure,
+    RankState,
+    RemoteError,
+)
 
 __version__ = "0.1.0"
 
 __all__ = [
     "Cluster",
     "ClusterError",
+    "DeadRankError",
     "DistributedTimeout",
     "Future",
     "LostData",

@@ -27,6 +27,18 @@ class ClusterError(RuntimeError):
     """The cluster could not be started, scaled or restarted; the message says what failed."""
 
 
+class DeadRankError(ClusterError):
+    """A rank's engine is gone, so nothing was sent; :attr:`ranks` says which ranks are dead.
+
+    Raised before a request leaves the notebook (no rank ran anything). Restart the ranks with
+    ``cluster.restart(rank)`` or ``%lepton_cluster restart RANK``.
+    """
+
+    def __init__(self, message: str, ranks: list[int]) -> None:
+        super().__init__(message)
+        self.ranks = list(ranks)
+
+
 @dataclass
 class RankFailure:
     """One rank's failure: the exception type, its message and the remote traceback."""

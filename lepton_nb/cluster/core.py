@@ -20,7 +20,7 @@ from traitlets import Unicode
 from traitlets.config import Config
 
 from .. import _nvml, links, topology
-from ..errors import ClusterError, RankState
+from ..errors import ClusterError, DeadRankError, RankState
 from ..metrics.collector import Collector
 from ..tasks.methods import TaskMethods
 from ..transfer.future import PushFuture
@@ -180,7 +180,7 @@ class Cluster(ClusterOptions, TaskMethods):
         # the hub hears of a moment later; status shows both as dead (metrics.snapshot)
         dead = [r for r, eid in chosen.items() if eid not in alive or self._table.process_gone(r)]
         if dead:
-            raise ClusterError(DEAD_RANK.format(rank=dead[0]))
+            raise DeadRankError(DEAD_RANK.format(rank=dead[0]), dead)
         return chosen
 
     def select(self, ranks: RankSpec) -> list[int]:

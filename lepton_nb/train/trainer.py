@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any, Union
 from tqdm.auto import tqdm
 
 from ..cluster.run import run_function
-from ..errors import RemoteError
+from ..errors import DeadRankError, RemoteError
 from . import checkpoint, data, options, rank
 from .pipeline import balance
 
@@ -172,32 +172,31 @@ class Trainer:
 
     # -- the loop --------------------------------------------------------------------------
     def _fit(self, model, arrays, config, epochs, root, resume) -> list[dict[str, Any]]:
-        history: list[dict[str, Any]] = []
-        start = 0
-        found = checkpoint.latest(root) if resume else None
-        if resume and found is None:
+        if resume and checkpoint.latest(root) is None:
             raise FileNotFoundError(NO_CHECKPOINT.format(root=root))
         if not resume:
             checkpoint.clear(root)
-        self._prepare(model, arrays, config, found[0] if found else None)
-        if found:
-            start, history = found[1]["epoch"] + 1, found[1]["history"]
         n = len(arrays["_lepton_train_X"])
         world = self.cluster.world_size
         steps = data.steps(n if self.strategy == "pipeline" else n // world, config["batch_size"])
         self.restarts = 0
-        epoch = start
-        while epoch < epochs:
+        history: list[dict[str, Any]] = []
+        epoch, ready = 0, False
+        while not ready or epoch < epochs:
             try:
+                if not ready:  # (re)start: from the newest checkpoint, if any
+                    epoch, history = self._prepare(model, arrays, config, root)
+                    ready = True
+                    continue
                 entry = self._epoch(epoch, epochs, steps, arrays)
                 self._run(rank.save, checkpoint.folder(root, epoch))
-            except RemoteError as err:
+            except (RemoteError, DeadRankError) as err:
                 if not _rank_died(err) or self.restarts >= self.max_restarts:
                     raise
                 self.restarts += 1
-                found = checkpoint.latest(root)
-                self._prepare(model, arrays, config, found[0] if found else None)
-                epoch, history = (found[1]["epoch"] + 1, found[1]["history"]) if found else (0, [])
+                if isinstance(err, DeadRankError):  # it died between two requests: nothing ran
+                    self.cluster.restart_ranks(err.ranks)
+                ready = False
                 continue
             history = [*history, entry]
             checkpoint.complete(root, epoch, {"epoch": epoch, "history": history})
@@ -207,12 +206,18 @@ class Trainer:
         self.train_results = _results(history)
         return history
 
-    def _prepare(self, model, arrays, config, folder: str | None) -> None:
-        """Push the data and model, build each rank's strategy, load a checkpoint if any."""
+    def _prepare(self, model, arrays, config, root: str) -> tuple[int, list[dict[str, Any]]]:
+        """Push the data and model, build each rank's strategy, load the newest checkpoint.
+
+        Returns the epoch to go on from and the history so far.
+        """
+        found = checkpoint.latest(root)
         self.cluster.push({"_lepton_model": model, **arrays})
         self._run(rank.setup, config)
-        if folder:
-            self._run(rank.load, folder)
+        if not found:
+            return 0, []
+        self._run(rank.load, found[0])
+        return found[1]["epoch"] + 1, found[1]["history"]
 
     def _epoch(self, epoch: int, epochs: int, steps: int, arrays) -> dict[str, Any]:
         began = time.perf_counter()
@@ -300,8 +305,14 @@ def _postfix(totals: dict[str, float], y: Any) -> dict[str, float]:
     return out
 
 
-def _rank_died(err: RemoteError) -> bool:
-    """A rank's engine died or hung (and was restarted), as opposed to an error in user code."""
+def _rank_died(err: RemoteError | DeadRankError) -> bool:
+    """A rank's engine died or hung, as opposed to an error in user code.
+
+    A died or hung one during a request was restarted already (``cluster.run``); one that died
+    between two requests is refused before anything is sent (:class:`DeadRankError`).
+    """
+    if isinstance(err, DeadRankError):
+        return True
     return any(f.ename in ("EngineError", "Timeout") for f in err.failures)
 
 

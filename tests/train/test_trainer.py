@@ -7,12 +7,15 @@ import copy
 import functools
 import os
 import pickle
+import signal
+import time
 
 import numpy as np
 import pytest
 import torch
 
 import lepton_nb
+from lepton_nb.errors import DeadRankError
 from lepton_nb.train import Trainer
 from lepton_nb.train.data import order
 
@@ -190,6 +193,34 @@ def test_resume_continues_from_the_checkpoint(cluster, tmp_path):
     assert [h["epochs"] for h in h4] == [1, 2, 3, 4] and h4[:2] == h2
     straight = Trainer(cluster, compression="int8", progress=False)
     straight.fit(_model(), _data(), batch_size=64, epochs=4, lr=0.05)
+    assert _same(second.model, straight.model, atol=1e-6, rtol=1e-5)
+
+
+def test_a_rank_that_died_between_two_requests_is_restarted_and_training_resumes(
+    cluster, tmp_path
+):
+    """No request was in flight when it died: the cluster refuses it (DeadRankError), and the
+    Trainer restarts it and goes on from the checkpoint instead of failing."""
+    ckpt = str(tmp_path / "ckpt")
+    first = Trainer(cluster, compression="int8", checkpoint_dir=ckpt, progress=False)
+    h1 = first.fit(_model(), _data(), batch_size=64, epochs=1, lr=0.05)
+    victim = cluster.placement[1]["pid"]
+    os.kill(victim, signal.SIGKILL)
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:  # until the cluster knows: it then refuses the rank
+        try:
+            cluster.engines(1)
+        except DeadRankError:
+            break
+        time.sleep(0.05)
+    else:
+        pytest.fail(f"rank 1 (pid {victim}) was still taken for alive 10 s after SIGKILL")
+    second = Trainer(cluster, compression="int8", checkpoint_dir=ckpt, progress=False)
+    h2 = second.fit(_model(), _data(), batch_size=64, epochs=2, lr=0.05, resume=True)
+    assert second.restarts == 1 and cluster.placement[1]["pid"] != victim
+    assert [h["epochs"] for h in h2] == [1, 2] and h2[:1] == h1
+    straight = Trainer(cluster, compression="int8", progress=False)
+    straight.fit(_model(), _data(), batch_size=64, epochs=2, lr=0.05)
     assert _same(second.model, straight.model, atol=1e-6, rtol=1e-5)
 
 
