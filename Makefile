@@ -62,7 +62,7 @@ lint: install
 
 test: install lint chromium rig-packages hub-proxy
 	$(PY) -m pytest tests example_notebooks --nbval-lax --nbval-kernel-name lepton -p no:cacheprovider \
-	  --durations=30 \
+	  --durations=60 \
 	  $(PYTEST_MARKS)
 
 bench: install
