@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING, Any
 
 from .. import units
 from ..metrics import snapshot
+from . import move
 from . import rank as on_rank
 from .future import Future, LostData, TaskError
 from .rank import Kept
@@ -55,6 +56,7 @@ NO_ROOM = (
     "{timeout:g} s (c.Cluster.task_timeout); the most free was {best}"
 )
 STOPPED = "the cluster stopped before task {task} finished"
+MOVE_FAILED = "kept value {key} on rank {rank} could not move to rank {target}: {why}"
 
 
 @dataclass(eq=False)
@@ -78,6 +80,9 @@ class Task:
     recompute_left: int = 0  # tries left to make a kept value again
     ref: RemoteRef | None = None  # the kept value this task makes again, if it is a recompute
     remade: Future | None = None  # the run that makes this task's kept value again, if any
+    target: int | None = None  # the one rank it goes to, once kept values move to it
+    offers: dict[str, Any] | None = None  # kept key -> the holder's answer (a move.Ticket)
+    tickets: list[tuple[int, str]] = field(default_factory=list)  # (holder, token) to withdraw
 
     def inputs(self) -> list[Future]:
         """The futures among the arguments (their values are needed)."""
@@ -216,13 +221,19 @@ class TaskQueue:
         lost = [k for k in kept if self._lost(k[0])]
         if lost:
             return self._make_again(task, [k[1] for k in lost])
-        if len({k[0].rank for k in kept}) > 1:
-            args, kwargs, calls, kept = self._bring_here(task, args, kwargs, calls, kept)
-        ranks = self._candidates(task, {k[0].rank for k in kept})
+        ranks = self._candidates(task, {k.rank for k, _ in kept})
         if ranks is None:
             return False  # waiting for room
         if not ranks:
             return True  # failed (no room within the timeout)
+        if task.target is None:
+            task.target = self._target(ranks, [k for k, _ in kept])
+        if task.target is not None:  # some kept values are elsewhere: they move rank to rank
+            moved = self._moved(task, [k for k, _ in kept if k.rank != task.target])
+            if moved is None:  # the holders have not answered yet, or it failed
+                return all(f.done() for f in task.futures)
+            ranks = [task.target]
+            args, kwargs, calls = _swap(args, kwargs, calls, moved)
         self._hand_over(task, args, kwargs, calls, ranks)
         return True
 
@@ -244,32 +255,58 @@ class TaskQueue:
         calls = [tuple(value(a) for a in call) for call in task.calls] if task.calls else None
         return args, kwargs, calls, kept
 
-    def _bring_here(
-        self,
-        task: Task,
-        args: tuple[Any, ...],
-        kwargs: dict[str, Any],
-        calls: list[tuple[Any, ...]] | None,
-        kept: list[tuple[Kept, RemoteRef]],
-    ) -> tuple[tuple[Any, ...], dict[str, Any], list[tuple[Any, ...]] | None, list[tuple[Kept, RemoteRef]]]:
-        """Kept values on several ranks: the task runs where most of the bytes are; the
-        others' values come through the notebook (not rank to rank yet) and go in as values."""
-        held: dict[int, int] = {}
-        for k, _ in kept:
-            held[k.rank] = held.get(k.rank, 0) + k.nbytes
-        home = max(held, key=lambda r: held[r])
-        values = {
-            k.key: self._client[self.cluster.ranks[k.rank].engine_id].apply_sync(on_rank.value, k.key)
-            for k, _ in kept if k.rank != home
-        }  # fmt: skip
+    def _target(self, ranks: list[int], kept: list[Kept]) -> int | None:
+        """The one rank a task goes to when it reads kept values not all on one of ``ranks``:
+        the rank among them holding the most of those bytes. None when no value must move."""
+        holders = {k.rank for k in kept}
+        if not kept or (len(holders) == 1 and holders <= set(ranks)):
+            return None
+        held = {r: sum(k.nbytes for k in kept if k.rank == r) for r in ranks}
+        return max(ranks, key=lambda r: held[r])
 
-        def swap(a: Any) -> Any:
-            return values[a.key] if isinstance(a, Kept) and a.key in values else a
+    def _moved(self, task: Task, away: list[Kept]) -> dict[str, Any] | None:
+        """Kept key -> a :class:`move.Moving` for each of ``away``, once every holder has
+        offered its value to ``task.target``; None until then, or when one failed (then the
+        task failed, or it waits for the value to be made again)."""
+        table = self.cluster.ranks
+        assert task.target is not None
+        if task.offers is None:
+            target = table[task.target]
+            task.offers = {
+                k.key: self._on_rank(
+                    k.rank, move.offer, k.key, task.target, table[k.rank].host == target.host,
+                    table[k.rank].addr, table.spans_hosts(), self.cluster.task_timeout,
+                )
+                for k in away
+            }  # fmt: skip
+        if any(ar is not None and not ar.ready() for ar in task.offers.values()):
+            return None
+        moved: dict[str, Any] = {}
+        for k in away:
+            ar = task.offers[k.key]
+            ticket, error = None, None
+            try:
+                ticket = ar.get(0) if ar is not None else None
+            except Exception as e:  # the value could not be offered (e.g. it does not pickle)
+                error = e
+            if ticket is None or error is not None:
+                self._withdraw(task)
+                if self._lost(k):  # its rank died: the value is made again, then moved
+                    task.offers, task.target = None, None
+                    return None
+                why = _why(error) if error is not None else "its rank did not answer"
+                self._fail(task, TaskError(task.name, k.rank, "CannotMove", MOVE_FAILED.format(
+                    key=k.key, rank=k.rank, target=task.target, why=why)))  # fmt: skip
+                return None
+            task.tickets.append((k.rank, ticket.token))
+            moved[k.key] = move.Moving(k, ticket)
+        return moved
 
-        args = tuple(swap(a) for a in args)
-        kwargs = {name: swap(v) for name, v in kwargs.items()}
-        calls = [tuple(swap(a) for a in call) for call in calls] if calls else None
-        return args, kwargs, calls, [(k, r) for k, r in kept if k.rank == home]
+    def _withdraw(self, task: Task) -> None:
+        """Tell each holder that ``task`` no longer needs what it offered."""
+        tickets, task.tickets = task.tickets, []
+        for holder, token in tickets:
+            self._on_rank(holder, move.withdraw, [token])
 
     def _candidates(self, task: Task, holders: set[int]) -> list[int] | None:
         """The ranks ``task`` may go to; None to wait for room; [] when it failed for want of it."""
@@ -393,6 +430,7 @@ class TaskQueue:
                 f.set_exception(error if len(task.futures) == 1 else _for_call(error, f))
 
     def _forget(self, task: Task) -> None:
+        self._withdraw(task)
         for f in task.futures:
             self._of.pop(id(f), None)
         if task.ar is None:
@@ -537,6 +575,28 @@ def _relay(source: Any, answer: Any) -> None:
         answer.set_exception(exc)
     else:
         answer.set_result(source.result())
+
+
+def _swap(
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
+    calls: list[tuple[Any, ...]] | None,
+    moved: dict[str, Any],
+) -> tuple[tuple[Any, ...], dict[str, Any], list[tuple[Any, ...]] | None]:
+    """The arguments with each kept value in ``moved`` replaced by its :class:`move.Moving`."""
+
+    def swap(a: Any) -> Any:
+        return moved.get(a.key, a) if isinstance(a, Kept) else a
+
+    return (
+        tuple(swap(a) for a in args),
+        {name: swap(v) for name, v in kwargs.items()},
+        [tuple(swap(a) for a in call) for call in calls] if calls else None,
+    )
+
+
+def _why(error: BaseException) -> str:
+    return f"{getattr(error, 'ename', type(error).__name__)}: {getattr(error, 'evalue', error)}"
 
 
 def _failed(future: Future) -> bool:

@@ -108,7 +108,7 @@ def info() -> list[dict[str, Any]]:
 def _say_where(task: str) -> None:
     from ipyparallel.datapub import publish_data
 
-    rank = _my_rank()
+    rank = my_rank()
     # one key per try: ipyparallel merges them, so the notebook sees every rank tried
     publish_data({f"lepton-try:{rank}:{os.getpid()}": task})
 
@@ -122,6 +122,10 @@ def _call(fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any],
 
 
 def _read_kept(value: Any) -> Any:
+    from . import move  # (it builds on this module)
+
+    if isinstance(value, move.Moving):  # kept on another rank: it comes from there
+        return move.take(value)
     if isinstance(value, Kept):
         if value.pid != os.getpid():
             raise LookupError(
@@ -133,10 +137,11 @@ def _read_kept(value: Any) -> Any:
 
 def _keep(value: Any, key: str, store_limit: int) -> Kept:
     entry = _store.store(store_limit).put(key, value)
-    return Kept(key, _my_rank(), os.getpid(), entry.nbytes, type(value).__name__)
+    return Kept(key, my_rank(), os.getpid(), entry.nbytes, type(value).__name__)
 
 
-def _my_rank() -> int:
+def my_rank() -> int:
+    """This engine's rank in its cluster (-1 before it has one)."""
     from ..engine import state
 
     facts = state.current()

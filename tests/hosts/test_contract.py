@@ -171,6 +171,36 @@ def test_push_crosses_each_link_once_per_host(rig, make_cluster_on):
     assert all(torch_equal(out[0], t) for t in out)  # every rank gets the very same tensor
 
 
+def _kept_bytes(n):
+    import numpy as np
+
+    return np.random.default_rng(7).integers(0, 256, size=n, dtype=np.uint8)
+
+
+def _digest(a):
+    import hashlib
+
+    import lepton_nb
+
+    return hashlib.sha256(a.tobytes()).hexdigest(), lepton_nb.rank()
+
+
+def test_a_kept_value_moves_rank_to_rank_across_hosts(rig, hosts_cluster):
+    import hashlib
+
+    n = 8_000_000  # that lz4 cannot shrink: what crosses the link is the value itself
+    ref = hosts_cluster.submit(_kept_bytes, n, keep=True, ranks=[0]).result(60)
+    where = {n_.name: rig.rx_bytes(n_.name) for n_ in rig.nodes}
+    sent = hosts_cluster.link_bytes().get((0, 1), 0)
+    digest, rank = hosts_cluster.submit(_digest, ref, ranks=[1]).result(60)
+    assert rank == 1 and digest == hashlib.sha256(_kept_bytes(n).tobytes()).hexdigest()
+    assert hosts_cluster.link_bytes().get((0, 1), 0) - sent >= n  # rank 0 sent it to rank 1
+    if hosts_cluster.rig_launcher != "local":  # compressed, straight from rank 0's host
+        target = hosts_cluster.placement[1]["host"]
+        crossed = rig.rx_bytes(target) - where[target]
+        assert n <= crossed < 1.2 * n, crossed
+
+
 def _compressed_allreduce():
     import torch
 
