@@ -92,7 +92,9 @@ def offer(key: str, reader: int, same_host: bool, ip: str, curve: bool, timeout:
     frames = [c for p in payloads for c in p["chunks"]]
     server = channel.DataChannel(ip, curve)
     ticket = server.offer(frames)
-    _hold(token, _nothing, timeout)  # the server closes itself once served or withdrawn
+    # closed when withdrawn (the reader has it all), not once served: a close then would drop
+    # what the socket has queued but not yet sent
+    _hold(token, server.close, timeout)
     threading.Thread(
         target=_serve, args=(server, token, ticket["token"], timeout), name="lepton-move",
         daemon=True,
@@ -149,16 +151,9 @@ def _drop(token: str) -> bool:
     return True
 
 
-def _nothing() -> None:
-    pass
-
-
 def _serve(server: channel.DataChannel, token: str, fetch_token: str, timeout: float) -> None:
-    """Serve one fetch, until it came, the offer was withdrawn, or ``timeout``; then close."""
+    """Serve one fetch, until it came, the offer was withdrawn, or ``timeout``."""
     try:
         server.serve({0: [fetch_token]}, timeout, lambda: {0} if token in _offers else set())
     except TimeoutError:
-        pass  # nobody came for it
-    finally:
-        server.close()
-        _drop(token)
+        _drop(token)  # nobody came for it
