@@ -26,16 +26,16 @@ import queue
 import threading
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from .. import units
 from ..metrics import snapshot
-from . import move
 from . import rank as on_rank
-from .future import Future, LostData, TaskError
+from .future import Future, TaskError
+from .kept import KeptValues, swap_moved
 from .rank import Kept
 from .ref import RemoteRef
+from .task import Task
 
 if TYPE_CHECKING:  # pragma: no cover
     import ipyparallel as ipp
@@ -56,45 +56,9 @@ NO_ROOM = (
     "{timeout:g} s (c.Cluster.task_timeout); the most free was {best}"
 )
 STOPPED = "the cluster stopped before task {task} finished"
-MOVE_FAILED = "kept value {key} on rank {rank} could not move to rank {target}: {why}"
 
 
-@dataclass(eq=False)
-class Task:
-    """One task as the queue holds it, or one chunk of a ``map`` (``calls``)."""
-
-    name: str
-    fn: Callable[..., Any]
-    args: tuple[Any, ...]
-    kwargs: dict[str, Any]
-    futures: list[Future]  # one, or one per call of a chunk
-    after: list[Future] = field(default_factory=list)
-    waits: list[Future] = field(default_factory=list)  # done first: kept values made again
-    retries: int = 0
-    memory: int | None = None
-    ranks: list[int] | None = None
-    keep: bool = False
-    calls: list[tuple[Any, ...]] | None = None
-    queued: float = field(default_factory=time.monotonic)
-    ar: Any = None  # ipyparallel's AsyncResult once handed over
-    recompute_left: int = 0  # tries left to make a kept value again
-    ref: RemoteRef | None = None  # the kept value this task makes again, if it is a recompute
-    remade: Future | None = None  # the run that makes this task's kept value again, if any
-    target: int | None = None  # the one rank it goes to, once kept values move to it
-    offers: dict[str, Any] | None = None  # kept key -> the holder's answer (a move.Ticket)
-    tickets: list[tuple[int, str]] = field(default_factory=list)  # (holder, token) to withdraw
-
-    def inputs(self) -> list[Future]:
-        """The futures among the arguments (their values are needed)."""
-        found = list(self.waits)
-        found += [a for a in self.args if isinstance(a, Future)]
-        found += [v for v in self.kwargs.values() if isinstance(v, Future)]
-        for call in self.calls or ():
-            found += [a for a in call if isinstance(a, Future)]
-        return found
-
-
-class TaskQueue:
+class TaskQueue(KeptValues):
     """Tasks of one cluster: accepted from any thread, handed to ipyparallel by one."""
 
     def __init__(self, cluster: Cluster, client: ipp.Client) -> None:
@@ -233,80 +197,9 @@ class TaskQueue:
             if moved is None:  # the holders have not answered yet, or it failed
                 return all(f.done() for f in task.futures)
             ranks = [task.target]
-            args, kwargs, calls = _swap(args, kwargs, calls, moved)
+            args, kwargs, calls = swap_moved(args, kwargs, calls, moved)
         self._hand_over(task, args, kwargs, calls, ranks)
         return True
-
-    def _values(
-        self, task: Task
-    ) -> tuple[tuple[Any, ...], dict[str, Any], list[tuple[Any, ...]] | None, list[tuple[Kept, RemoteRef]]]:
-        kept: list[tuple[Kept, RemoteRef]] = []
-
-        def value(a: Any) -> Any:
-            if isinstance(a, Future):
-                a = a.result()
-            if isinstance(a, RemoteRef):
-                kept.append((a.kept, a))
-                return a.kept
-            return a
-
-        args = tuple(value(a) for a in task.args)
-        kwargs = {k: value(v) for k, v in task.kwargs.items()}
-        calls = [tuple(value(a) for a in call) for call in task.calls] if task.calls else None
-        return args, kwargs, calls, kept
-
-    def _target(self, ranks: list[int], kept: list[Kept]) -> int | None:
-        """The one rank a task goes to when it reads kept values not all on one of ``ranks``:
-        the rank among them holding the most of those bytes. None when no value must move."""
-        holders = {k.rank for k in kept}
-        if not kept or (len(holders) == 1 and holders <= set(ranks)):
-            return None
-        held = {r: sum(k.nbytes for k in kept if k.rank == r) for r in ranks}
-        return max(ranks, key=lambda r: held[r])
-
-    def _moved(self, task: Task, away: list[Kept]) -> dict[str, Any] | None:
-        """Kept key -> a :class:`move.Moving` for each of ``away``, once every holder has
-        offered its value to ``task.target``; None until then, or when one failed (then the
-        task failed, or it waits for the value to be made again)."""
-        table = self.cluster.ranks
-        assert task.target is not None
-        if task.offers is None:
-            target = table[task.target]
-            task.offers = {
-                k.key: self._on_rank(
-                    k.rank, move.offer, k.key, task.target, table[k.rank].host == target.host,
-                    table[k.rank].addr, table.spans_hosts(), self.cluster.task_timeout,
-                )
-                for k in away
-            }  # fmt: skip
-        if any(ar is not None and not ar.ready() for ar in task.offers.values()):
-            return None
-        moved: dict[str, Any] = {}
-        for k in away:
-            ar = task.offers[k.key]
-            ticket, error = None, None
-            try:
-                ticket = ar.get(0) if ar is not None else None
-            except Exception as e:  # the value could not be offered (e.g. it does not pickle)
-                error = e
-            if ticket is None or error is not None:
-                self._withdraw(task)
-                if self._lost(k):  # its rank died: the value is made again, then moved
-                    task.offers, task.target = None, None
-                    return None
-                why = _why(error) if error is not None else "its rank did not answer"
-                self._fail(task, TaskError(task.name, k.rank, "CannotMove", MOVE_FAILED.format(
-                    key=k.key, rank=k.rank, target=task.target, why=why)))  # fmt: skip
-                return None
-            task.tickets.append((k.rank, ticket.token))
-            moved[k.key] = move.Moving(k, ticket)
-        return moved
-
-    def _withdraw(self, task: Task) -> None:
-        """Tell each holder that ``task`` no longer needs what it offered."""
-        tickets, task.tickets = task.tickets, []
-        for holder, token in tickets:
-            self._on_rank(holder, move.withdraw, [token])
 
     def _candidates(self, task: Task, holders: set[int]) -> list[int] | None:
         """The ranks ``task`` may go to; None to wait for room; [] when it failed for want of it."""
@@ -467,66 +360,6 @@ class TaskQueue:
     def _host(self, rank: int | None) -> str | None:
         return self.cluster.ranks.hosts_to_name().get(rank) if rank is not None else None
 
-    # -- kept values -------------------------------------------------------------
-    def _lost(self, kept: Kept) -> bool:
-        """Whether the rank holding ``kept`` died (or is another process now)."""
-        table = self.cluster.ranks
-        if kept.rank >= len(table) or table[kept.rank].pid != kept.pid:
-            return True
-        if table.process_gone(kept.rank):
-            return True
-        return table[kept.rank].engine_id not in self._client.ids
-
-    def _make_again(self, task: Task, refs: list[RemoteRef]) -> bool:
-        """``task`` reads kept values whose rank died: run their tasks again, or LostData."""
-        for ref in refs:
-            maker = ref.task
-            if maker.recompute_left <= 0:
-                self._fail(task, LostData(
-                    maker.name, ref.rank, "LostData",
-                    f"the value that task {maker.name} kept on rank {ref.rank} is lost (the rank "
-                    f"died), and the task cannot run again (retries={maker.retries})",
-                ))  # fmt: skip
-                return True
-        for ref in refs:
-            maker = ref.task
-            if maker.remade is not None and not maker.remade.done():
-                task.waits.append(maker.remade)  # being made again already
-                continue
-            maker.recompute_left -= 1
-            again = Task(
-                maker.name, maker.fn, maker.args, maker.kwargs, [Future(self, maker.name)],
-                retries=maker.retries, memory=maker.memory, ranks=None, keep=True, ref=ref,
-            )  # fmt: skip
-            again.recompute_left = maker.recompute_left
-            maker.remade = again.futures[0]
-            self._waiting.append(again)
-            for f in again.futures:
-                self._of[id(f)] = again
-            task.waits.append(again.futures[0])  # then it reads the value through the ref
-        return False
-
-    def _fetch(self, ref: RemoteRef, answer: Any) -> None:
-        if self._lost(ref.kept):
-            maker = ref.task
-            if maker.recompute_left <= 0:
-                answer.set_exception(LostData(
-                    maker.name, ref.rank, "LostData",
-                    f"the value that task {maker.name} kept on rank {ref.rank} is lost (the rank "
-                    f"died), and the task cannot run again (retries={maker.retries})",
-                ))  # fmt: skip
-                return
-            # make it again, then fetch: a task that reads it and returns it
-            getter = Future(self, f"{maker.name}.get")
-            self.put(Task(getter.task, _identity, (ref,), {}, [getter]))
-            getter.add_done_callback(lambda f: _relay(f, answer))
-            return
-        future = self._on_rank(ref.rank, on_rank.value, ref.kept.key)
-        if future is None:
-            answer.set_exception(LostData(ref.task.name, ref.rank, "LostData", "its rank is gone"))
-        else:
-            future.add_done_callback(lambda f: _relay(f, answer))
-
     def _on_rank(self, rank: int, fn: Callable[..., Any], *args: Any) -> Any:
         """``fn(*args)`` on one rank, through this queue's client; its AsyncResult (or None)."""
         try:
@@ -561,42 +394,6 @@ class TaskQueue:
                     f.set_exception(TaskError(f.task, None, "ClusterStopped", STOPPED.format(task=f.task)))
         self._of.clear()
         self._waiting.clear()
-
-
-def _identity(x: Any) -> Any:
-    return x
-
-
-def _relay(source: Any, answer: Any) -> None:
-    if answer.done():
-        return
-    exc = source.exception()
-    if exc is not None:
-        answer.set_exception(exc)
-    else:
-        answer.set_result(source.result())
-
-
-def _swap(
-    args: tuple[Any, ...],
-    kwargs: dict[str, Any],
-    calls: list[tuple[Any, ...]] | None,
-    moved: dict[str, Any],
-) -> tuple[tuple[Any, ...], dict[str, Any], list[tuple[Any, ...]] | None]:
-    """The arguments with each kept value in ``moved`` replaced by its :class:`move.Moving`."""
-
-    def swap(a: Any) -> Any:
-        return moved.get(a.key, a) if isinstance(a, Kept) else a
-
-    return (
-        tuple(swap(a) for a in args),
-        {name: swap(v) for name, v in kwargs.items()},
-        [tuple(swap(a) for a in call) for call in calls] if calls else None,
-    )
-
-
-def _why(error: BaseException) -> str:
-    return f"{getattr(error, 'ename', type(error).__name__)}: {getattr(error, 'evalue', error)}"
 
 
 def _failed(future: Future) -> bool:

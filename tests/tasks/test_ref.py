@@ -1,5 +1,4 @@
-"""keep=True: values stay on their rank, are read there, move rank to rank where needed, spill
-past the limit, and are freed."""
+"""keep=True: values stay on their rank, are read there, spill past the limit, and are freed."""
 
 import gc
 import time
@@ -74,43 +73,4 @@ def test_a_value_is_freed_on_its_rank_when_its_last_reference_is_gone(cluster):
     del ref, f
     gc.collect()
     assert _wait_until(lambda: key not in _keys(cluster)), "the value was not freed on its rank"
-
-
-def _held(cluster):
-    from lepton_nb.tasks import move
-
-    return cluster.run(move.held)
-
-
-def _link(cluster, src, dst):
-    return cluster.link_bytes().get((src, dst), 0)
-
-
-def test_a_kept_value_needed_on_another_rank_moves_rank_to_rank_not_through_the_notebook(cluster):
-    ref = cluster.submit(_make, 3, 1_000_000, keep=True, ranks=[0]).result(60)  # 8 MB on rank 0
-    to_1, from_notebook = _link(cluster, 0, 1), _link(cluster, -1, 1)
-    total, rank, pid = cluster.submit(_total, ref, ranks=[1]).result(60)
-    assert rank == 1 and pid == cluster.placement[1]["pid"]
-    assert abs(total - np.random.default_rng(3).standard_normal(1_000_000).sum()) < 1e-6
-    # one host: rank 0 wrote it into shared memory once, rank 1 mapped it
-    assert _link(cluster, 0, 1) - to_1 >= 8_000_000
-    assert _link(cluster, -1, 1) - from_notebook < 100_000  # the task, not the array
-    assert _wait_until(lambda: _held(cluster) == [0, 0]), "rank 0 still holds the offer"
-    assert ref.rank == 0 and ref.kept.key in _keys(cluster)  # the value stays where it was made
-
-
-def test_a_task_reading_values_kept_on_two_ranks_runs_where_most_bytes_are(cluster):
-    big = cluster.submit(_make, 4, 500_000, keep=True, ranks=[1]).result(60)
-    small = cluster.submit(_make, 5, 1000, keep=True, ranks=[0]).result(60)
-    out = cluster.submit(_sum_both, big, small).result(60)
-    assert out[1] == 1  # the rank holding 4 MB, not the one holding 8 kB
-    expected = np.random.default_rng(4).standard_normal(500_000).sum()
-    expected += np.random.default_rng(5).standard_normal(1000).sum()
-    assert abs(out[0] - expected) < 1e-6
-
-
-def _sum_both(a, b):
-    import lepton_nb
-
-    return float(a.sum() + b.sum()), lepton_nb.rank()
 
