@@ -6,6 +6,7 @@ happens when their rank died (made again by their task, else :class:`LostData`).
 
 from __future__ import annotations
 
+import time
 from typing import TYPE_CHECKING, Any, cast
 
 from . import move
@@ -80,6 +81,7 @@ class KeptValues:
         table = self.cluster.ranks
         assert task.target is not None
         if task.offers is None:
+            task.offered = time.monotonic()
             target = table[task.target]
             task.offers = {
                 k.key: self._on_rank(
@@ -88,7 +90,16 @@ class KeptValues:
                 )
                 for k in away
             }  # fmt: skip
-        if any(ar is not None and not ar.ready() for ar in task.offers.values()):
+        timeout = self.cluster.task_timeout
+        slow = [k for k in away if task.offers[k.key] is not None and not task.offers[k.key].ready()]
+        if slow and time.monotonic() - task.offered < timeout:
+            return None
+        if slow:  # a holder busy all along (e.g. with a task that never ends)
+            k = slow[0]
+            self._withdraw(task)
+            self._fail(task, TaskError(task.name, k.rank, "CannotMove", MOVE_FAILED.format(
+                key=k.key, rank=k.rank, target=task.target,
+                why=f"its rank did not offer it within {timeout:g} s (c.Cluster.task_timeout)")))  # fmt: skip
             return None
         moved: dict[str, Any] = {}
         for k in away:

@@ -36,6 +36,7 @@ class Task:
     remade: Future | None = None  # the run that makes this task's kept value again, if any
     target: int | None = None  # the one rank it goes to, once kept values move to it
     offers: dict[str, Any] | None = None  # kept key -> the holder's answer (a move.Ticket)
+    offered: float = 0.0  # when the offers were asked for (monotonic)
     tickets: list[tuple[int, str]] = field(default_factory=list)  # (holder, token) to withdraw
 
     def inputs(self) -> list[Future]:

@@ -44,3 +44,32 @@ def _sum_both(a, b):
 
     return float(a.sum() + b.sum()), lepton_nb.rank()
 
+
+
+def _busy(seconds, marker):
+    import pathlib
+    import time
+
+    pathlib.Path(marker).touch()  # it started
+    time.sleep(seconds)
+    return seconds
+
+
+def test_a_holder_too_busy_to_offer_fails_the_task_after_the_task_timeout(cluster, tmp_path):
+    ref = cluster.submit(_make, 6, 1000, keep=True, ranks=[0]).result(60)
+    started = tmp_path / "started"
+    busy = cluster.submit(_busy, 6, str(started), ranks=[0])
+    assert _wait_until(started.exists), "the busy task did not start on rank 0"
+    cluster.task_timeout = 2
+    try:
+        f = cluster.submit(_total, ref, ranks=[1])
+        err = f.exception(30)
+        assert err is not None and err.ename == "CannotMove" and err.rank == 0
+        assert ref.kept.key in str(err) and "within 2 s" in str(err) and "task_timeout" in str(err)
+        assert not busy.done()  # it failed while the holder was still busy, not after
+    finally:
+        cluster.task_timeout = 300
+    assert busy.result(60) == 6
+    total, rank, _ = cluster.submit(_total, ref, ranks=[1]).result(60)  # and then it moves
+    assert rank == 1 and abs(total - np.random.default_rng(6).standard_normal(1000).sum()) < 1e-9
+    assert _wait_until(lambda: _held(cluster) == [0, 0]), "an offer was left held"
