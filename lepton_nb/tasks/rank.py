@@ -81,12 +81,16 @@ def run_chunk(
     """
     _say_where(task)
     out: list[tuple[str, Any]] = []
-    for i, call in enumerate(calls):
-        try:
-            value = _call(fn, tuple(_read_kept(a) for a in call), {}, f"{task}[{i}]")
-            out.append(("ok", _keep(value, keeps[i], store_limit) if keeps else value))
-        except Exception as e:  # handed back for this call alone
-            out.append(("error", (type(e).__name__, str(e), traceback.format_exc())))
+    restore = _guard_collectives(task)  # once for the chunk: its calls run one after another
+    try:
+        for i, call in enumerate(calls):
+            try:
+                value = fn(*(_read_kept(a) for a in call))
+                out.append(("ok", _keep(value, keeps[i], store_limit) if keeps else value))
+            except Exception as e:  # handed back for this call alone
+                out.append(("error", (type(e).__name__, str(e), traceback.format_exc())))
+    finally:
+        restore()
     return out
 
 
