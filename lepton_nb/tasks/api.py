@@ -7,16 +7,21 @@ retries, an ``after`` that holds something other than this cluster's futures.
 
 from __future__ import annotations
 
+import concurrent.futures as cf
+import contextlib
+import gc
 import math
-from collections.abc import Callable, Iterable, Sequence
+import time
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 from tqdm.auto import tqdm
 
 from .. import units
 from . import rank as on_rank
-from .future import Future, as_completed
+from .future import Future
 from .queue import Task, calls_of
+from .ref import RemoteRef
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..cluster.core import Cluster
@@ -73,25 +78,28 @@ def map_tasks(
         raise TypeError("map() needs at least one iterable of arguments")
     retries, size = _check_retries(retries), _check_memory(memory)
     calls = calls_of(iterables)
+    plain = True  # no futures, no refs among the arguments (most maps)
     for call in calls:
         for value in call:
-            _check_own(cluster, value, "an argument")
+            if isinstance(value, (Future, RemoteRef)):
+                _check_own(cluster, value, "an argument")
+                plain = False
     if chunksize is None:
         chunksize = max(1, math.ceil(len(calls) / (cluster.world_size * CHUNKS_PER_RANK)))
     elif isinstance(chunksize, bool) or not isinstance(chunksize, int) or chunksize < 1:
         raise ValueError(f"chunksize must be a positive int, got {chunksize!r}")
     futures: list[Future] = []
-    chunks = range(0, len(calls), chunksize)
-    bar = tqdm(total=len(calls), desc=f"map {getattr(fn, '__name__', 'fn')}", unit="task",
-               disable=len(calls) < BAR_FROM, leave=False)  # fmt: skip
-    with bar:
-        for start in chunks:
+    tasks: list[Task] = []
+    with tqdm(total=len(calls), desc=f"map {getattr(fn, '__name__', 'fn')}", unit="task",
+              disable=len(calls) < BAR_FROM, leave=False) as bar, _collector_paused():  # fmt: skip
+        for start in range(0, len(calls), chunksize):
             part = calls[start : start + chunksize]
             mine = [Future(queue, queue.name(fn)) for _ in part]
-            queue.put(Task(mine[0].task, fn, (), {}, mine, retries=retries, memory=size,
-                           keep=bool(keep), calls=part))  # fmt: skip
+            tasks.append(Task(mine[0].task, fn, (), {}, mine, retries=retries, memory=size,
+                              keep=bool(keep), calls=part, plain=plain))  # fmt: skip
             futures += mine
             bar.update(len(part))
+    queue.put_many(tasks)  # all at once: the queue's thread wakes once, not once per chunk
     return futures
 
 
@@ -102,16 +110,39 @@ def gather(futures: Iterable[Future], timeout: float | None = None, bar: bool | 
     for f in fs:
         if not isinstance(f, Future):
             raise TypeError(f"gather() takes lepton_nb futures, not {type(f).__name__}")
-    if bar or (bar is None and len(fs) >= BAR_FROM):
-        with tqdm(total=len(fs), desc="gather", unit="task", leave=False) as progress:
-            for _ in as_completed(fs, timeout=timeout):
-                progress.update(1)
-    return [f.result(timeout) for f in fs]
+    deadline = None if timeout is None else time.monotonic() + timeout
+    with tqdm(total=len(fs), desc="gather", unit="task", leave=False,
+              disable=not (bar or (bar is None and len(fs) >= BAR_FROM))) as progress:  # fmt: skip
+        for f in fs:  # in order: no waiter on every future (as_completed's), which costs
+            if not f.done():
+                left = None if deadline is None else max(0.0, deadline - time.monotonic())
+                try:
+                    f.exception(left)
+                except cf.TimeoutError:
+                    raise TimeoutError(f"gather: task {f.task} not done within {timeout:g} s") from None
+                except cf.CancelledError:
+                    pass  # raised below, in order
+            progress.update(1)
+    return [f.result() for f in fs]
 
 
 def store_info(cluster: Cluster) -> dict[int, list[dict[str, Any]]]:
     """What each rank's store keeps, and where; see :meth:`lepton_nb.Cluster.store_info`."""
     return dict(enumerate(cluster.run(on_rank.info)))
+
+
+@contextlib.contextmanager
+def _collector_paused() -> Iterator[None]:
+    """Python's cyclic garbage collector off while a map makes its futures: they hold no
+    cycles, and the collections their allocations trigger took most of a large map's time
+    (0.06-0.2 s of 0.1-0.25 s for 10,000 calls)."""
+    was = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was:
+            gc.enable()
 
 
 # -- checks -----------------------------------------------------------------------

@@ -62,7 +62,7 @@ class KeptValues:
 
         args = tuple(value(a) for a in task.args)
         kwargs = {k: value(v) for k, v in task.kwargs.items()}
-        calls = [tuple(value(a) for a in call) for call in task.calls] if task.calls else None
+        calls = task.calls if task.plain or not task.calls else [tuple(value(a) for a in call) for call in task.calls]
         return args, kwargs, calls, kept
 
     def _target(self, ranks: list[int], kept: list[Kept]) -> int | None:

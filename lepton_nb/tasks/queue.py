@@ -19,6 +19,8 @@ is not thread safe; the notebook's own client stays the main thread's).
 
 from __future__ import annotations
 
+import concurrent.futures as cf
+import contextlib
 import itertools
 import logging
 import os
@@ -82,12 +84,17 @@ class TaskQueue(KeptValues):
 
     def put(self, task: Task) -> None:
         """Accept ``task``: it is handed over when its inputs are done and a rank has room."""
+        self.put_many([task])
+
+    def put_many(self, tasks: list[Task]) -> None:
+        """Accept several tasks at once (a ``map``'s chunks): one wake-up of the thread."""
         if self._closed.is_set():
-            raise RuntimeError(STOPPED.format(task=task.name))
-        task.recompute_left = task.retries
-        for f in task.futures:
-            self._of[id(f)] = task
-        self._inbox.put(("task", task))
+            raise RuntimeError(STOPPED.format(task=tasks[0].name if tasks else "?"))
+        for task in tasks:
+            task.recompute_left = task.retries
+            for f in task.futures:
+                self._of[id(f)] = task
+        self._inbox.put(("tasks", tasks))
 
     def cancel(self, future: Future) -> bool:
         """Cancel ``future``'s task if it has not started; True if it will not run."""
@@ -150,10 +157,8 @@ class TaskQueue(KeptValues):
 
     def _handle(self, command: tuple[Any, ...]) -> None:
         kind = command[0]
-        if kind == "task":
-            task = command[1]
-            if not self._try(task):
-                self._waiting.append(task)
+        if kind == "tasks":
+            self._waiting += [task for task in command[1] if not self._try(task)]
         elif kind == "done":
             self._done(command[1])
         elif kind == "cancel":
@@ -168,8 +173,7 @@ class TaskQueue(KeptValues):
     # -- handing over ----------------------------------------------------------------
     def _try(self, task: Task) -> bool:
         """Hand ``task`` over if it can go; True once it is handled (handed over or failed)."""
-        live = [f for f in task.futures if not f.done()]
-        if not live:
+        if all(f.done() for f in task.futures):
             return True  # every future cancelled
         inputs = task.inputs()
         bad = next((d for d in [*inputs, *task.after] if d.done() and _failed(d)), None)
@@ -267,7 +271,11 @@ class TaskQueue(KeptValues):
                 self._resolve(task, task.futures[0], value, rank)
             else:
                 for f, call, (status, out) in zip(task.futures, task.calls, value):
-                    if status == "ok":
+                    if status == "ok" and not task.keep:  # the common case, kept short
+                        f.rank = rank
+                        with contextlib.suppress(cf.InvalidStateError):  # cancelled meanwhile
+                            f.set_result(out)
+                    elif status == "ok":
                         self._resolve(task, f, out, rank, call)
                     elif not f.done():
                         f.rank = rank

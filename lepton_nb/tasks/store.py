@@ -3,20 +3,25 @@
 Runs on the rank. Each tier holds at most the store's limit in bytes; past it
 the least recently used values move down a tier (GPU memory to host memory,
 host memory to a file in a private folder on the rank's local disk). A value
-that moved down comes back to where it was made when it is used again.
+that moved down comes back to where it was made when it is used again. A value
+that does not pickle (one holding a lock, say) never goes to disk.
 """
 
 from __future__ import annotations
 
 import atexit
+import logging
 import os
 import pickle
 import shutil
+import sys
 import tempfile
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any
+
+log = logging.getLogger(__name__)
 
 #: Tiers, fastest first.
 TIERS = ("gpu", "host", "disk")
@@ -101,20 +106,26 @@ class Store:
             for entry in list(self._entries.values()):  # least recently used first
                 if used <= self.limit:
                     break
-                if entry.tier == tier:
-                    self._move(entry, lower)
+                if entry.tier == tier and self._move(entry, lower):
                     used -= entry.nbytes
 
-    def _move(self, entry: Entry, tier: str) -> None:
+    def _move(self, entry: Entry, tier: str) -> bool:
+        """Move ``entry`` a tier down; False for a value that cannot go to disk (no pickle)."""
         if tier == "host":
             entry.value = entry.value.to("cpu")
         else:
             path = os.path.join(self._spill_folder(), f"{entry.key}.pickle")
             fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-            with os.fdopen(fd, "wb") as f:
-                pickle.dump(entry.value, f, protocol=5)
+            try:
+                with os.fdopen(fd, "wb") as f:
+                    pickle.dump(entry.value, f, protocol=5)
+            except Exception as e:  # e.g. it holds a lock: it stays in memory
+                os.unlink(path)
+                log.debug("kept value %s stays in memory: %s", entry.key, e)
+                return False
             entry.value, entry.path = None, path
         entry.tier = tier
+        return True
 
     def _spill_folder(self) -> str:
         if self._folder is None:
@@ -136,7 +147,10 @@ def nbytes(value: Any) -> int:
         return int(value.element_size() * value.nelement())
     if hasattr(value, "nbytes") and isinstance(value.nbytes, int):  # numpy
         return int(value.nbytes)
-    return len(pickle.dumps(value, protocol=5))
+    try:
+        return len(pickle.dumps(value, protocol=5))
+    except Exception:  # it does not pickle: what Python says it takes
+        return sys.getsizeof(value)
 
 
 def _cuda_device(value: Any) -> str | None:

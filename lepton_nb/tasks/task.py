@@ -29,6 +29,7 @@ class Task:
     ranks: list[int] | None = None
     keep: bool = False
     calls: list[tuple[Any, ...]] | None = None
+    plain: bool = False  # its calls hold no futures and no refs: nothing to look for in them
     queued: float = field(default_factory=time.monotonic)
     ar: Any = None  # ipyparallel's AsyncResult once handed over
     recompute_left: int = 0  # tries left to make a kept value again
@@ -44,6 +45,6 @@ class Task:
         found = list(self.waits)
         found += [a for a in self.args if isinstance(a, Future)]
         found += [v for v in self.kwargs.values() if isinstance(v, Future)]
-        for call in self.calls or ():
+        for call in () if self.plain else self.calls or ():
             found += [a for a in call if isinstance(a, Future)]
         return found

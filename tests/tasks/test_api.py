@@ -46,3 +46,9 @@ def test_negative_retries_and_bad_after(cluster, make_cluster):
 def test_memory_sizes_accepted(cluster):
     fs = [cluster.submit(_double, i, memory=m) for i, m in enumerate([1, "512MiB", "1KB"])]
     assert lepton_nb.tasks.api.gather(fs, 60) == [0, 2, 4]
+
+
+@pytest.mark.parametrize("chunksize", [0, -3, 2.5, True, "8"])
+def test_a_chunksize_that_is_not_a_positive_int(cluster, chunksize):
+    with pytest.raises(ValueError, match=rf"chunksize must be a positive int, got {chunksize!r}"):
+        cluster.map(_double, [1, 2], chunksize=chunksize)

@@ -73,3 +73,27 @@ def test_a_holder_too_busy_to_offer_fails_the_task_after_the_task_timeout(cluste
     total, rank, _ = cluster.submit(_total, ref, ranks=[1]).result(60)  # and then it moves
     assert rank == 1 and abs(total - np.random.default_rng(6).standard_normal(1000).sum()) < 1e-9
     assert _wait_until(lambda: _held(cluster) == [0, 0]), "an offer was left held"
+
+
+def _a_lock():
+    import threading
+
+    return threading.Lock()
+
+
+def _is_kept(value):
+    return type(value).__name__
+
+
+def test_a_kept_value_that_cannot_be_pickled_fails_the_reader_with_cannot_move(cluster):
+    from lepton_nb import TaskError
+
+    ref = cluster.submit(_a_lock, keep=True, ranks=[0]).result(60)  # kept: it never left rank 0
+    assert cluster.submit(_is_kept, ref, ranks=[0]).result(60) == "lock"  # read in place
+    f = cluster.submit(_is_kept, ref, ranks=[1])
+    error = f.exception(60)
+    assert isinstance(error, TaskError) and error.ename == "CannotMove", error
+    assert f"kept value {ref.kept.key} on rank 0 could not move to rank 1" in str(error)
+    assert "pickle" in str(error).lower(), str(error)
+    assert _wait_until(lambda: _held(cluster) == [0, 0]), "rank 0 still holds the offer"
+    assert cluster.submit(_is_kept, ref, ranks=[0]).result(60) == "lock"  # still usable there

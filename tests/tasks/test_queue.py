@@ -129,6 +129,16 @@ def test_ten_thousand_tasks_through_map(cluster):
     print(f"10,000 tasks through map in {took:.1f} s")
 
 
+def test_long_map_and_gather_show_progress_bars(cluster, capsys):
+    fs = cluster.map(_double, range(500))
+    assert cluster.gather(fs, timeout=120) == [2 * i for i in range(500)]
+    err = capsys.readouterr().err
+    assert "map _double:" in err and "gather:" in err and "/500 [" in err, err
+    few = cluster.map(_double, range(5))  # short: no bar
+    assert cluster.gather(few, timeout=60) == [0, 2, 4, 6, 8]
+    assert capsys.readouterr().err == ""
+
+
 def _pid_then_wait(folder, seconds):
     import os
     import time
@@ -164,6 +174,47 @@ def test_a_task_whose_rank_is_killed_mid_task_is_retried_on_the_other(cluster, t
     finally:
         assert wait_gone([pid], 30)[0] == []
         cluster.restart(killed)
+
+
+def _pid_each_try_then_wait(folder, seconds):
+    import os
+    import time
+
+    open(os.path.join(folder, f"try-{os.getpid()}"), "w").close()
+    time.sleep(seconds)  # killed meanwhile, on every try
+    return "never"
+
+
+def _wait_for_new_try(folder, seen, timeout=60.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        new = [int(n.split("-")[1]) for n in os.listdir(folder) if n.startswith("try-")]
+        new = [pid for pid in new if pid not in seen]
+        if new:
+            return new[0]
+        time.sleep(0.05)
+    raise AssertionError(f"no new try of the task started within {timeout:g} s")
+
+
+@pytest.mark.slow
+def test_a_task_whose_rank_dies_on_every_try_names_every_rank_tried(cluster, tmp_path):
+    f = cluster.submit(_pid_each_try_then_wait, str(tmp_path), 60, retries=1)
+    pids = {p["pid"]: p["rank"] for p in cluster.placement}
+    killed, ranks = [], []
+    try:
+        for _ in range(2):  # the first try, then the one retry
+            pid = _wait_for_new_try(tmp_path, killed)
+            killed.append(pid)
+            ranks.append(pids[pid])
+            os.kill(pid, signal.SIGKILL)
+        error = f.exception(120)
+        assert isinstance(error, TaskError), error
+        assert sorted(error.tried) == sorted(ranks) == [0, 1], (error, error.tried, ranks)
+        assert "on every rank tried: rank" in str(error), str(error)
+        assert f"task {f.task} failed" in str(error)
+    finally:
+        assert wait_gone(killed, 30)[0] == []
+        cluster.restart()
 
 
 @pytest.mark.slow

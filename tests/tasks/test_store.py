@@ -45,3 +45,16 @@ def test_sizes_of_arrays_tensors_and_other_values():
     assert nbytes(np.zeros(10)) == 80
     assert nbytes(torch.zeros(10, dtype=torch.float16)) == 20
     assert nbytes({"a": 1}) > 0
+
+
+def test_a_value_that_does_not_pickle_is_kept_in_memory_past_the_limit():
+    import threading
+
+    s = Store(limit=100)
+    lock = threading.Lock()
+    s.put("lock", lock)
+    s.put("a", np.ones(50))  # 400 bytes: past the limit, both would spill
+    tiers = {e["key"]: e["tier"] for e in s.info()}
+    assert tiers == {"lock": "host", "a": "disk"}, tiers
+    assert s.get("lock") is lock
+    s.clear()
