@@ -1,6 +1,8 @@
 # lepton_nb: two commands on a fresh machine
 #   make demo   - create .venv, install everything, run the quickstart notebook on a 2-engine cluster
-#   make test   - install the test extras and run the whole suite (nbval on example_notebooks/ included)
+#   make test   - install the test extras and run the whole suite (nbval on example_notebooks/ included;
+#                 tests/test_docs.py builds the docs with sphinx-build -W --keep-going, and link-checks them)
+#   make docs   - the documentation site, into docs/_build/html
 #
 # LEPTON_SKIP_JS=1 skips the npm build of the JupyterLab extension (labextension/) for Python-only
 # work, and make test then deselects the tests that need it (-m "not labextension"). CI builds it.
@@ -20,7 +22,7 @@ PYTEST_MARKS := -m "not labextension"
 endif
 endif
 
-.PHONY: demo test install lint bench clean chromium rig-packages hub-proxy
+.PHONY: demo test install lint bench clean chromium rig-packages hub-proxy docs notebooks
 
 $(STAMP): pyproject.toml $(LABEXT)
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -57,13 +59,22 @@ demo: install
 	$(PY) -m lepton_nb.demo
 
 lint: install
-	$(PY) -m ruff check lepton_nb tests benchmarks
+	$(PY) -m ruff check lepton_nb tests benchmarks docs
 	$(PY) -m mypy lepton_nb --ignore-missing-imports
 
 test: install lint chromium rig-packages hub-proxy
 	$(PY) -m pytest tests example_notebooks --nbval-lax --nbval-kernel-name lepton -p no:cacheprovider \
 	  --durations=60 \
 	  $(PYTEST_MARKS)
+
+# a warning fails the build; the example notebooks are rendered as committed (never run here)
+docs: install
+	$(PY) -m sphinx -W --keep-going -b html -d docs/_build/doctrees docs docs/_build/html
+	@echo "docs: open docs/_build/html/index.html"
+
+# run the example notebooks in place, so that the docs show their outputs (then commit them)
+notebooks: install rig-packages
+	$(PY) docs/run_notebooks.py
 
 bench: install
 	$(PY) -m pip install -q "dask[distributed]>=2024.1"
