@@ -80,14 +80,31 @@ def __dir__() -> list[str]:
 
 
 def load_ipython_extension(ip: Any) -> None:
-    """Register the magics: ``%load_ext lepton_nb``."""
+    """Register the magics: ``%load_ext lepton_nb``.
+
+    IPython calls it; it registers ``%lepton_cluster``, ``%%lepton_distributed``,
+    ``%lepton_push``, ``%lepton_pull``, ``%lepton_monitor`` and ``%lepton_map``.
+
+    Parameters
+    ----------
+    ip : IPython.core.interactiveshell.InteractiveShell
+        The shell to register the magics on.
+    """
     from .magics import load_ipython_extension as load
 
     load(ip)
 
 
 def unload_ipython_extension(ip: Any) -> None:
-    """Remove the magics again, so that ``%reload_ext lepton_nb`` works."""
+    """Remove the magics again, so that ``%reload_ext lepton_nb`` works.
+
+    IPython calls it on ``%unload_ext lepton_nb`` (and ``%reload_ext lepton_nb``).
+
+    Parameters
+    ----------
+    ip : IPython.core.interactiveshell.InteractiveShell
+        The shell to remove the magics from.
+    """
     from .magics import unload_ipython_extension as unload
 
     unload(ip)

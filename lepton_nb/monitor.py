@@ -202,7 +202,28 @@ class Monitor(ipywidgets.HTML):
 def monitor(cluster: Cluster | None = None, interval: float = 0.5) -> Monitor:
     """A live :class:`Monitor` of ``cluster`` (default: the cluster the magics use).
 
-    Display it as the last expression of a cell, or with ``display()``.
+    Display it as the last expression of a cell, or with ``display()``. It redraws
+    every ``interval`` seconds (only when something changed) until the cluster
+    stops or the widget is closed.
+
+    Parameters
+    ----------
+    cluster : Cluster, optional
+        The cluster to watch; default ``None``: the cluster the magics use (the last one
+        started and not stopped).
+    interval : float, optional
+        Seconds between two redraws, at least 0.1; default 0.5.
+
+    Returns
+    -------
+    Monitor
+        The widget, already redrawing.
+
+    Raises
+    ------
+    ClusterError
+        When there is no running cluster (or ``cluster`` is not running), or ``interval`` is
+        under 0.1 s.
     """
     if cluster is None:
         from .cluster import get_cluster

@@ -68,14 +68,110 @@ def get_cluster() -> Cluster | None:
     return None
 
 
-class Cluster(ClusterOptions, TaskMethods):
+class Cluster(TaskMethods, ClusterOptions):
     """A notebook-driven cluster: ``Cluster(n=2, gpus="auto").start()``.
 
     With GPUs there is one engine per GPU; without, CPU engines. Engines start
     here (``launcher="local"``), in a Slurm job (``"slurm"``) or over SSH
     (``"ssh"``). Every rank joins one process group (NCCL when every rank has
     a GPU, gloo otherwise). Every option is also a ``c.Cluster.<name>`` setting;
-    explicit arguments win over configuration.
+    explicit arguments win over configuration. Only ``n`` and ``gpus`` may be
+    given by position; every other option is keyword-only.
+
+    Parameters
+    ----------
+    n : int, optional
+        Number of ranks, a positive int. Default (``None``): local: one per GPU of this host,
+        else 2; slurm: ``nodes`` x ``ranks_per_node``; ssh: the sum of ``hosts``.
+    gpus : str or sequence of int, optional
+        ``"auto"`` (the default: one GPU per rank where a host has GPUs, else CPU), ``"none"``
+        (CPU ranks everywhere), or GPU indices such as ``[0, 1]`` or ``"0,1"`` (on every host).
+        Checked by :meth:`start`.
+    launcher : str, optional
+        How engines start: ``"local"`` (the default: this host), ``"slurm"`` (a Slurm job),
+        ``"ssh"`` (hosts over SSH), or a launcher registered under the ``lepton_nb.launchers``
+        entry points.
+    nodes : int, optional
+        slurm: the number of nodes.
+    ranks_per_node : int, optional
+        slurm: ranks on each node; default: ``gpus_per_node`` when given, else 1.
+    gpus_per_node : int, optional
+        slurm: GPUs to ask Slurm for on each node.
+    partition : str, optional
+        slurm: the partition.
+    time : str, optional
+        slurm: the job's time limit (``HH:MM:SS``); default ``"1:00:00"``.
+    account : str, optional
+        slurm: the account to charge.
+    slurm_args : list of str, optional
+        slurm: more sbatch options, one per item, e.g. ``["--qos=high", "--constraint=a100"]``;
+        default none.
+    hosts : dict of str to int, optional
+        ssh: host -> number of ranks, e.g. ``{"node1": 2, "node2": 2}`` (``"user@host:port"``
+        works); default empty.
+    python : str, optional
+        ssh: the interpreter on the hosts; default: the notebook's own path.
+    ssh_args : list of str, optional
+        ssh: arguments for ssh and scp, e.g. ``["-F", "~/.ssh/hpc"]``; default none.
+    controller_ip : str, optional
+        The address the controller (and the metrics channel) listens on; it must be reachable
+        from every engine. Default (``""``): loopback for local; for slurm, the address that
+        reaches slurmctld; for ssh, the address that reaches the first host.
+    max_ranks : int, optional
+        Site limit: the most ranks one cluster may have (set in a site-wide config). A user
+        can lower a site's limit, never raise it. Default ``None``: no limit.
+    max_nodes : int, optional
+        Site limit: the most nodes (Slurm) or hosts (SSH) one cluster may span; lowered, never
+        raised, like ``max_ranks``. Default ``None``: no limit.
+    idle_timeout : float, optional
+        Site limit: a cluster with no cell, run, push or pull for this many seconds stops
+        itself; lowered, never raised, like ``max_ranks``. Default ``None``: never.
+    engine_timeout : float, optional
+        Seconds to wait for engines to register and join, a positive number; default 120.
+    group_timeout : float, optional
+        ``torch.distributed`` timeout in seconds for a collective that never completes;
+        default 1800.
+    interrupt_grace : float, optional
+        Seconds a timed-out rank has to stop after SIGINT before it is restarted; default 3.
+    progress : bool, optional
+        Show a progress bar while engines start; default ``True``.
+    run_timeout : float, optional
+        Seconds :meth:`run` waits before interrupting the ranks. Default ``None``: until done
+        or Ctrl-C.
+    orphan_timeout : float, optional
+        Seconds an engine goes on without hearing from the notebook before it exits (the
+        kernel was killed, ran out of memory or was culled), a positive number; default 30.
+        The controller follows its kernel at once.
+    metrics_interval : float, optional
+        Seconds between two metrics samples of each rank, a positive number; default 0.5.
+    task_timeout : float, optional
+        Seconds a task with ``memory=`` waits for a rank with that much free before it fails,
+        a positive number; default 300.
+    store_limit : str, optional
+        Bytes each rank keeps of its tasks' kept values (``keep=True``) in each of GPU and host
+        memory, e.g. ``"4GB"`` (the default) or ``"512MiB"``; past it the least recently used
+        spill to host memory, then to disk.
+    config : traitlets.config.Config, optional
+        The configuration to read ``c.Cluster.<name>`` settings from. Default ``None``: that of
+        the running IPython shell, else the ``ipython_config.py`` files IPython reads (the
+        site's, then the user's profile).
+
+    Raises
+    ------
+    TypeError
+        When an option that is not one of the above is given.
+    ClusterError
+        When ``n``, ``engine_timeout``, ``metrics_interval``, ``orphan_timeout`` or
+        ``task_timeout`` is not positive, or ``store_limit`` is not a size.
+    traitlets.TraitError
+        When an option's value has the wrong type (e.g. ``n="two"``).
+
+    Examples
+    --------
+    ::
+
+        with Cluster(n=2) as cluster:  # start() on entry, stop() on exit
+            cluster.run(lepton_nb.rank)  # [0, 1]
     """
 
     backend = Unicode("", help="Process-group backend in use: nccl or gloo (set by start).")
@@ -173,7 +269,26 @@ class Cluster(ClusterOptions, TaskMethods):
         return links.LinkBytes(links.merge(self.transfer.links.snapshot(), *per_rank))
 
     def engines(self, ranks: RankSpec = None) -> dict[int, int]:
-        """rank -> ipyparallel engine id, for the selected ranks; refuses ranks whose engine is gone."""
+        """The ipyparallel engine id of each selected rank; refuses ranks whose engine is gone.
+
+        Parameters
+        ----------
+        ranks : None, str, int or iterable of int, optional
+            The ranks, as :meth:`select` reads them; default ``None``: every rank.
+
+        Returns
+        -------
+        dict of int to int
+            Rank -> ipyparallel engine id, for the selected ranks.
+
+        Raises
+        ------
+        ClusterError
+            When the cluster is not running, or ``ranks`` is not a valid selection.
+        DeadRankError
+            When a selected rank's engine is gone (the hub dropped it, or its process on this
+            host has exited); ``err.ranks`` lists those ranks. Nothing is sent then.
+        """
         alive = set(self._require().ids)
         chosen = self._table.engine_ids(self.select(ranks))
         # gone: the hub dropped the engine, or (on this host) its process is no more, which
@@ -184,7 +299,25 @@ class Cluster(ClusterOptions, TaskMethods):
         return chosen
 
     def select(self, ranks: RankSpec) -> list[int]:
-        """Validate a rank selection (``None``, ``"all"``, ``"0,2"``, ``"1-3"``, ints)."""
+        """Validate a rank selection and return the ranks it names.
+
+        Parameters
+        ----------
+        ranks : None, str, int or iterable of int
+            ``None`` or ``"all"`` (every rank), one rank (an int), an iterable of ranks, or a
+            string such as ``"0,2"``, ``"1-3"`` or ``"0,2-3"``.
+
+        Returns
+        -------
+        list of int
+            The selected ranks, sorted, each once.
+
+        Raises
+        ------
+        ClusterError
+            When the selection cannot be read (e.g. a bool, an empty list, a range that runs
+            backwards) or names a rank the cluster does not have; the message says which.
+        """
         try:
             return parse_ranks(ranks, self.world_size)
         except ValueError as e:
@@ -208,7 +341,18 @@ class Cluster(ClusterOptions, TaskMethods):
     def start(self) -> Cluster:
         """Start the engines and the process group; blocks until both are up.
 
-        Returns self. Raises ClusterError saying what failed; nothing is left running then.
+        Does nothing if the cluster is already running.
+
+        Returns
+        -------
+        Cluster
+            This cluster, running.
+
+        Raises
+        ------
+        ClusterError
+            Saying what failed (e.g. ``gpus`` cannot be read or names a GPU this host does not
+            have, or a request over a site limit); nothing is left running then.
         """
         if self.running:
             return self
@@ -304,7 +448,28 @@ class Cluster(ClusterOptions, TaskMethods):
         self._table = RankTable()
 
     def scale(self, n: int) -> Cluster:
-        """Grow or shrink to ``n`` ranks; every rank then rejoins one process group."""
+        """Grow or shrink to ``n`` ranks; every rank then rejoins one process group.
+
+        Growing starts the new ranks on the hosts with the fewest ranks; shrinking stops, one
+        at a time, the last rank of the fullest host, so hosts stay balanced and each host's
+        ranks stay contiguous.
+
+        Parameters
+        ----------
+        n : int
+            The number of ranks to have, at least 1.
+
+        Returns
+        -------
+        Cluster
+            This cluster, with ``n`` ranks.
+
+        Raises
+        ------
+        ClusterError
+            When the cluster is not running, ``n`` is not a positive number of ranks, or ``n``
+            is over the site's ``max_ranks`` (a ``LimitError``, also a ``UsageError``).
+        """
         self._require()
         if isinstance(n, bool) or int(n) < 1:
             raise ClusterError(f"scale needs a positive number of ranks, got {n!r}")
@@ -331,13 +496,42 @@ class Cluster(ClusterOptions, TaskMethods):
         """Restart one rank (or all, with ``rank=None``) on its own host; its namespace starts empty.
 
         Every rank then rejoins the process group.
+
+        Parameters
+        ----------
+        rank : int, optional
+            The rank to restart; default ``None``: every rank.
+
+        Returns
+        -------
+        Cluster
+            This cluster.
+
+        Raises
+        ------
+        ClusterError
+            When the cluster is not running, or ``rank`` is not one of its ranks.
         """
         self._require()
         self.restart_ranks(self.select(rank))
         return self
 
     def restart_ranks(self, ranks: list[int]) -> None:
-        """Restart several ranks at once, each on its own host, then re-form the group."""
+        """Restart several ranks at once, each on its own host, then re-form the group.
+
+        Their namespaces start empty. Unlike :meth:`restart`, the ranks are not validated:
+        pass ranks of this cluster (e.g. from :meth:`select`).
+
+        Parameters
+        ----------
+        ranks : list of int
+            The ranks to restart.
+
+        Raises
+        ------
+        ClusterError
+            When the cluster is not running.
+        """
         engines = self._fleet()
         old = [self._table[r] for r in ranks]
         self._table = self._table.with_state(ranks, RankState.RESTARTING)
@@ -394,8 +588,34 @@ class Cluster(ClusterOptions, TaskMethods):
 
         Waits up to ``run_timeout`` seconds (None: until done or Ctrl-C); for
         another limit, call ``lepton_nb.cluster.run.run_function(cluster, fn,
-        args, kwargs, timeout)``. Raises RemoteError naming each failed rank;
-        ``err.results`` keeps the others.
+        args, kwargs, timeout)``. Ranks still running then are interrupted (and
+        restarted if SIGINT does not free them); on Ctrl-C they are interrupted
+        and the ``KeyboardInterrupt`` goes on.
+
+        Parameters
+        ----------
+        fn : callable
+            The function to call on each rank.
+        *args
+            Positional arguments for ``fn``, the same on every rank.
+        **kwargs
+            Keyword arguments for ``fn``, the same on every rank.
+
+        Returns
+        -------
+        list
+            ``fn``'s return value on each rank, ordered by rank.
+
+        Raises
+        ------
+        RemoteError
+            Naming each rank that failed; ``err.results`` keeps the others' values.
+        DistributedTimeout
+            When ranks did not finish within ``run_timeout`` (a ``RemoteError`` too).
+        ClusterError
+            When the cluster is not running.
+        DeadRankError
+            When a rank's engine is gone before the call; nothing ran then.
         """
         return run.run_function(self, fn, args, kwargs, self.run_timeout)
 
@@ -410,9 +630,44 @@ class Cluster(ClusterOptions, TaskMethods):
     ) -> dict[str, list[Any]]:
         """Run a cell's code on the selected ranks; what ``%%lepton_distributed`` calls.
 
-        Output is relayed prefixed ``[rank r]``. Returns ``{name: [value per
-        selected rank]}`` for each name in ``gather``. Raises RemoteError (or
-        DistributedTimeout) with the finished ranks' gathered values in ``results``.
+        Output is relayed prefixed ``[rank r]``.
+
+        Parameters
+        ----------
+        code : str
+            The code to run on each selected rank, in its namespace.
+        ranks : None, str, int or iterable of int, optional
+            The ranks, as :meth:`select` reads them; default ``None``: every rank.
+        timeout : float, optional
+            Seconds to wait before the ranks still running are interrupted. Default ``None``:
+            until done or Ctrl-C.
+        gather : sequence of str, optional
+            Names whose values to bring back from each selected rank after the code ran;
+            default none.
+        stream : bool, optional
+            Relay output as it comes (the default); with ``False``, each rank's output is
+            written as a block, in rank order, once the code is done.
+        backend : str, optional
+            ``"gloo"`` or ``"nccl"``: re-form the process group with it first if it differs
+            (see :meth:`use_backend`). Default ``None``: keep the current one.
+
+        Returns
+        -------
+        dict of str to list
+            ``{name: [value per selected rank]}`` for each name in ``gather``.
+
+        Raises
+        ------
+        RemoteError
+            Naming each rank that failed (or lacks a gathered name), with the finished ranks'
+            gathered values in ``err.results``.
+        DistributedTimeout
+            When ranks did not finish within ``timeout`` (a ``RemoteError`` too).
+        ClusterError
+            When the cluster is not running, ``ranks`` is not a valid selection, or
+            ``backend`` cannot be used.
+        DeadRankError
+            When a selected rank's engine is gone; nothing ran then.
         """
         return run.run_cell(self, code, ranks, timeout, gather, stream, backend)
 
@@ -427,18 +682,104 @@ class Cluster(ClusterOptions, TaskMethods):
         """Bind ``values`` (name -> value) on the ranks; unchanged arrays send only their hash.
 
         Same host: large arrays are shared copy-on-write. Other hosts: compressed
-        bytes (lz4; ``compression="zstd"``, or lossy ``"fp16"`` / ``"int8"``),
-        sent once per host. ``block=False`` returns a future; the ranks' next
-        cells see the values.
+        bytes, sent once per host. The ranks' next cells see the values, also
+        after a push with ``block=False``.
+
+        Parameters
+        ----------
+        values : dict of str to object
+            Name -> value to bind on each selected rank; every name must be a Python name.
+        ranks : None, str, int or iterable of int, optional
+            The ranks, as :meth:`select` reads them; default ``None``: every rank.
+        block : bool, optional
+            Wait until every rank has bound the values (the default); with ``False``, return
+            a future at once.
+        compression : str, optional
+            How arrays are compressed for other hosts: ``"lz4"``, ``"zstd"``, or the lossy
+            ``"fp16"`` / ``"int8"``. Default ``None``: lz4.
+
+        Returns
+        -------
+        PushFuture or None
+            With ``block=False``, a future of the push (``done()``, ``wait()``, ``result()``);
+            else ``None``.
+
+        Raises
+        ------
+        ClusterError
+            When the cluster is not running, or ``ranks`` is not a valid selection.
+        ValueError
+            When a name is not a Python name, or ``compression`` is not one of the above.
+        TypeError
+            When a value cannot be sent to the ranks (it does not pickle).
+        RemoteError
+            When ranks failed to bind the values (blocking push; else from ``result()``).
+        TimeoutError
+            When ranks did not bind the values in time (likewise).
         """
         return self.transfer.push(values, ranks, block, compression)
 
     def pull(self, name: str, rank: int = 0) -> Any:
-        """The value of ``name`` on ``rank``."""
+        """The value of ``name`` on ``rank``.
+
+        Waits first for earlier non-blocking pushes to be sent.
+
+        Parameters
+        ----------
+        name : str
+            The name to read in the rank's namespace.
+        rank : int, optional
+            The rank to read it from; default 0.
+
+        Returns
+        -------
+        object
+            The value, sent back to the notebook.
+
+        Raises
+        ------
+        ClusterError
+            When the cluster is not running, or ``rank`` is not one of its ranks.
+        DeadRankError
+            When the rank's engine is gone.
+        NameError
+            When ``name`` is not defined on the rank.
+        TimeoutError
+            When the rank did not answer within ``engine_timeout`` seconds.
+        RemoteError
+            When reading the value failed on the rank otherwise.
+        """
         return self.transfer.pull(name, rank)
 
     def scatter(self, name: str, value: Any, axis: int = 0) -> None:
-        """Shard an array or CPU tensor across ranks along ``axis``; rank r gets its slice."""
+        """Shard an array or CPU tensor across ranks along ``axis``; rank r gets its slice.
+
+        The slices are as even as ``numpy.array_split`` makes them; waits until every rank
+        has bound its slice.
+
+        Parameters
+        ----------
+        name : str
+            The name to bind the slice to on each rank; a Python name.
+        value : numpy.ndarray or torch.Tensor
+            The array (or CPU tensor) to split.
+        axis : int, optional
+            The axis to split along; default 0.
+
+        Raises
+        ------
+        ValueError
+            When ``name`` is not a Python name, or ``axis`` is out of range for ``value``.
+        TypeError
+            When ``value`` is not a numpy array or CPU tensor.
+        ClusterError
+            When the cluster is not running, or a rank's engine is gone (a ``DeadRankError``).
+        RemoteError
+            When ranks failed to bind their slice.
+        TimeoutError
+            When ranks did not bind their slice in time.
+        """
+        self._require()
         self.transfer.scatter(name, value, axis)
 
     def task_queue(self) -> TaskQueue:
@@ -473,13 +814,39 @@ class Cluster(ClusterOptions, TaskMethods):
         return StatusTable(rank_rows(self), f"{self.world_size} ranks{where}, {self.backend}")
 
     def interrupt(self, ranks: list[int]) -> None:
-        """Send SIGINT to the engines of ``ranks`` (a KeyboardInterrupt in their running code)."""
+        """Send SIGINT to the engines of ``ranks`` (a KeyboardInterrupt in their running code).
+
+        Does not wait for the ranks to stop.
+
+        Parameters
+        ----------
+        ranks : list of int
+            Ranks of this running cluster (e.g. from :meth:`select`); an empty list does nothing.
+
+        Raises
+        ------
+        ClusterError
+            When the cluster is not running.
+        """
+        client = self._require()
         if ranks:
             eids = [self._table[r].engine_id for r in ranks]
-            self._require().send_signal(signal.SIGINT, targets=eids, block=False)
+            client.send_signal(signal.SIGINT, targets=eids, block=False)
 
     def use_backend(self, backend: str) -> None:
-        """Re-form the process group with ``backend`` ("gloo" or "nccl") if it differs."""
+        """Re-form the process group with ``backend`` if it differs from the current one.
+
+        Parameters
+        ----------
+        backend : str
+            ``"gloo"`` or ``"nccl"``; ``""`` and ``"auto"`` keep the current backend.
+
+        Raises
+        ------
+        ClusterError
+            When ``backend`` is ``"nccl"`` and a rank has no GPU, the cluster is not running,
+            or the process group does not form again.
+        """
         if backend in ("", "auto", self.backend):
             return
         if backend == "nccl" and not self._table.gpu_ranks():

@@ -156,6 +156,10 @@ def test_api_errors_say_what_to_do(cluster):
     idle = lepton_nb.Cluster(n=1)
     with pytest.raises(ClusterError, match="No cluster running. Start one with"):
         idle.run(int)
+    with pytest.raises(ClusterError, match="No cluster running"):
+        idle.scatter("x", __import__("numpy").arange(4))
+    with pytest.raises(ClusterError, match="No cluster running"):
+        idle.interrupt([0])
     with pytest.raises(ClusterError, match="scale needs a positive number of ranks, got 0"):
         cluster.scale(0)
     assert cluster.world_size == 2
