@@ -29,10 +29,22 @@ NOT_A_COMPRESSOR = "ErrorFeedback wraps a TopK, Int8 or FP16 compressor, got {ty
 class ErrorFeedback:
     """Wrap ``compressor`` so that each tensor's compression error is fed back.
 
-    Residuals are kept per ``key`` (e.g. a parameter name), float32, with the
-    shape, kind (numpy or torch) and device of the tensor last compressed under
-    that key; one whose shape no longer matches starts again from zeros. A
-    :class:`~.protocol.FeedbackCompressor`: ``state_dict`` saves the residuals.
+    Residuals are kept per ``key`` (e.g. a parameter name) in the attribute
+    ``residuals``, float32, with the shape, kind (numpy or torch) and device of
+    the tensor last compressed under that key; one whose shape no longer matches
+    starts again from zeros. A :class:`~.protocol.FeedbackCompressor`:
+    ``state_dict`` saves the residuals.
+
+    Parameters
+    ----------
+    compressor : Codec
+        The codec that compresses: a :class:`~.compressors.TopK`,
+        :class:`~.compressors.Int8` or :class:`~.compressors.FP16`.
+
+    Raises
+    ------
+    TypeError
+        If ``compressor`` is not a :class:`~.compressors.Codec`.
     """
 
     def __init__(self, compressor: Codec) -> None:
@@ -42,7 +54,34 @@ class ErrorFeedback:
         self.residuals: dict[Hashable, Any] = {}
 
     def compress(self, t: Any, key: Hashable) -> Payload:
-        """Compress ``t`` plus the residual under ``key``; keep the new residual."""
+        """Compress ``t`` plus the residual under ``key``; keep the new residual.
+
+        Sends ``C(t + residual)`` and keeps ``residual = (t + residual) - D(C(t + residual))``,
+        in fused kernels.
+
+        Parameters
+        ----------
+        t : numpy.ndarray or torch.Tensor
+            Floating-point values of any shape (float32 for the kernels); a CUDA tensor gives a
+            payload in CUDA memory.
+        key : Hashable
+            Names the tensor from step to step (e.g. a parameter name); its residual starts
+            from zeros when missing or of another shape.
+
+        Returns
+        -------
+        Payload
+            The compressed ``t + residual``.
+
+        Raises
+        ------
+        TypeError
+            If ``t`` is not a numpy array or torch tensor, or does not hold floats.
+        ValueError
+            If the wrapped compressor's ``backend`` is ``"cpu"`` and ``t`` is in CUDA memory.
+        RuntimeError
+            If the CUDA twin is needed but numba.cuda finds no GPU (and no simulator).
+        """
         flat = flatten(t)
         residual = self._residual(key, t, flat.shape)
         r = residual.reshape(-1)
@@ -71,34 +110,113 @@ class ErrorFeedback:
         return r if not is_tensor(r) or r.is_cuda else r.numpy()
 
     def decompress(self, p: Payload) -> Any:
-        """As the wrapped compressor's."""
+        """Decode ``p``, as the wrapped compressor's :meth:`~.compressors.Codec.decompress`.
+
+        Parameters
+        ----------
+        p : Payload
+            A payload of the wrapped compressor's codec.
+
+        Returns
+        -------
+        numpy.ndarray or torch.Tensor
+            The tensor ``p`` encodes: same shape, dtype and kind as the compressed one.
+
+        Raises
+        ------
+        ValueError
+            If ``p`` is not a payload of the wrapped compressor's codec, or if its ``backend``
+            is ``"cpu"`` and ``p``'s buffer is in CUDA memory.
+        RuntimeError
+            If the CUDA twin is needed but numba.cuda finds no GPU (and no simulator).
+        """
         return self.compressor.decompress(p)
 
     def accumulate(self, p: Payload, out: Any) -> None:
-        """As the wrapped compressor's: ``out += decompress(p)``."""
+        """``out += decompress(p)`` in place, as the wrapped compressor's.
+
+        Parameters
+        ----------
+        p : Payload
+            A payload of the wrapped compressor's codec.
+        out : numpy.ndarray or torch.Tensor
+            Contiguous float32, with as many elements as ``p``'s tensor.
+
+        Raises
+        ------
+        ValueError
+            If ``p`` is not a payload of the wrapped compressor's codec, if ``out`` is not
+            contiguous or has another element count, or if its ``backend`` is ``"cpu"`` and the
+            data is in CUDA memory.
+        TypeError
+            If ``out`` is not a float32 numpy array or torch tensor.
+        RuntimeError
+            If the CUDA twin is needed but numba.cuda finds no GPU (and no simulator).
+        """
         self.compressor.accumulate(p, out)
 
     def payload_nbytes(self, numel: int) -> int:
-        """As the wrapped compressor's."""
+        """Bytes of the payload of any tensor of ``numel`` elements, as the wrapped compressor's.
+
+        Parameters
+        ----------
+        numel : int
+            The tensor's element count.
+
+        Returns
+        -------
+        int
+            The payload's size on the wire, in bytes.
+        """
         return self.compressor.payload_nbytes(numel)
 
     def layout(
         self, shape: tuple[int, ...], dtype: DType, device: torch.device | None = None
     ) -> Payload:
-        """As the wrapped compressor's: an empty payload of the right size."""
+        """An empty (uninitialised) payload of the right size, as the wrapped compressor's.
+
+        ``empty`` is another name for this method.
+
+        Parameters
+        ----------
+        shape : tuple of int
+            The tensor's shape.
+        dtype : numpy.dtype or torch.dtype
+            The tensor's dtype, which decompressing gives back.
+        device : torch.device or None, optional
+            None (the default) for a numpy buffer, else a torch uint8 tensor on this device.
+
+        Returns
+        -------
+        Payload
+            A payload of the wrapped codec, its buffer allocated but not filled.
+        """
         return self.compressor.layout(shape, dtype, device)
 
     empty = layout
 
     def state_dict(self) -> dict[str, Any]:
-        """The residuals, copied to host memory (torch tensors stay tensors)."""
+        """The residuals, copied to host memory (torch tensors stay tensors).
+
+        Returns
+        -------
+        dict
+            ``{"residuals": {key: residual}}``, the copies independent of this compressor.
+        """
         out = {}
         for key, r in self.residuals.items():
             out[key] = r.detach().cpu().clone() if is_tensor(r) else r.copy()
         return {"residuals": out}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        """Restore residuals saved by :meth:`state_dict`."""
+        """Restore residuals saved by :meth:`state_dict`, replacing those held now.
+
+        Parameters
+        ----------
+        state : dict
+            What :meth:`state_dict` returned: its ``"residuals"`` are copied in (torch
+            tensors as tensors, anything else as float32 numpy arrays).
+        """
         self.residuals = {}
         for key, r in state["residuals"].items():
             self.residuals[key] = r.detach().clone() if is_tensor(r) else np.array(r, np.float32)

@@ -29,7 +29,28 @@ BAD_MOMENTUM = "momentum must be in [0, 1), got {momentum!r}"
 
 
 class MomentumCorrection(ErrorFeedback):
-    """Error feedback on a locally accumulated velocity, masked where values were sent."""
+    """Error feedback on a locally accumulated velocity, masked where values were sent.
+
+    Keeps a velocity per key, ``u = momentum * u + t``, in the attribute
+    ``velocities``, and compresses it with :class:`~.feedback.ErrorFeedback`;
+    with a :class:`~.compressors.TopK` the velocity is then zeroed where values
+    were sent (momentum factor masking).
+
+    Parameters
+    ----------
+    compressor : Codec
+        The codec that compresses: a :class:`~.compressors.TopK` (the case DGC is for),
+        :class:`~.compressors.Int8` or :class:`~.compressors.FP16`.
+    momentum : float, optional
+        The momentum factor ``m``, in [0, 1); default 0.9.
+
+    Raises
+    ------
+    TypeError
+        If ``compressor`` is not a :class:`~.compressors.Codec`.
+    ValueError
+        If ``momentum`` is not in [0, 1), or is a bool.
+    """
 
     def __init__(self, compressor: Codec, momentum: float = 0.9) -> None:
         super().__init__(compressor)
@@ -39,7 +60,36 @@ class MomentumCorrection(ErrorFeedback):
         self.velocities: dict[Hashable, Any] = {}
 
     def compress(self, t: Any, key: Hashable) -> Payload:
-        """Update the velocity under ``key`` with ``t``, then compress it with error feedback."""
+        """Update the velocity under ``key`` with ``t``, then compress it with error feedback.
+
+        The velocity starts as a copy of ``t`` (numpy input as float32) when ``key`` has
+        none, or one of another shape or kind; else it becomes ``momentum * u + t`` in place.
+        With top-k it is then zeroed at the positions sent.
+
+        Parameters
+        ----------
+        t : numpy.ndarray or torch.Tensor
+            The gradient: floating-point values of any shape (a torch one may be in CUDA
+            memory).
+        key : Hashable
+            Names the tensor from step to step (e.g. a parameter name): its velocity and
+            residual are kept under it.
+
+        Returns
+        -------
+        Payload
+            The compressed ``velocity + residual``. For numpy input it decodes as float32 (the
+            velocity's dtype); for torch input, as ``t``'s dtype.
+
+        Raises
+        ------
+        TypeError
+            If ``t`` is a torch tensor that does not hold floats.
+        ValueError
+            If the wrapped compressor's ``backend`` is ``"cpu"`` and ``t`` is in CUDA memory.
+        RuntimeError
+            If the CUDA twin is needed but numba.cuda finds no GPU (and no simulator).
+        """
         u = self.velocities.get(key)
         if u is None or tuple(u.shape) != tuple(t.shape) or type(u) is not type(t):
             u = t.clone() if is_tensor(t) else np.array(t, np.float32)
@@ -59,7 +109,13 @@ class MomentumCorrection(ErrorFeedback):
         return p
 
     def state_dict(self) -> dict[str, Any]:
-        """Residuals and velocities, copied to host memory."""
+        """Residuals and velocities, copied to host memory (torch tensors stay tensors).
+
+        Returns
+        -------
+        dict
+            ``{"residuals": {key: residual}, "velocities": {key: velocity}}``.
+        """
         state = super().state_dict()
         state["velocities"] = {
             k: v.detach().cpu().clone() if is_tensor(v) else v.copy()
@@ -68,7 +124,14 @@ class MomentumCorrection(ErrorFeedback):
         return state
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        """Restore what :meth:`state_dict` saved."""
+        """Restore what :meth:`state_dict` saved, replacing the residuals and velocities.
+
+        Parameters
+        ----------
+        state : dict
+            What :meth:`state_dict` returned. Without ``"velocities"`` (e.g. the state of a
+            plain :class:`~.feedback.ErrorFeedback`) every velocity starts afresh.
+        """
         super().load_state_dict(state)
         self.velocities = {
             k: v.detach().clone() if is_tensor(v) else np.array(v, np.float32)

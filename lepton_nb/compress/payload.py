@@ -27,7 +27,17 @@ BAD_BUFFER = "a payload buffer must be a 1-D uint8 array of {nbytes} bytes, got 
 
 @dataclass(frozen=True)
 class Field:
-    """One array of a payload: its name, numpy dtype and element count."""
+    """One array of a payload: its name, numpy dtype and element count.
+
+    Parameters
+    ----------
+    name : str
+        The array's name, its key in :attr:`Payload.arrays` (e.g. ``"indices"``, ``"values"``).
+    dtype : numpy.dtype
+        The array's element type.
+    count : int
+        The array's element count.
+    """
 
     name: str
     dtype: np.dtype
@@ -78,11 +88,32 @@ def _views(buffer: Any, fields: list[Field]) -> dict[str, Any]:
 class Payload:
     """A compressed tensor: ``codec``, the original ``shape`` and ``dtype``, and its bytes.
 
-    ``dtype`` is a ``torch.dtype`` for torch input and a ``np.dtype`` for numpy
-    input; decompressing gives back the same kind, shape and dtype. ``arrays``
-    maps each field name (topk: ``indices``, uint16 up to 65536 elements, and
-    ``values``; int8: ``scale``, ``q``; fp16: ``values``) to a typed view into
-    ``buffer``. ``params`` holds what decoding needs beyond the arrays (int8: ``chunk``).
+    Decompressing gives back the same kind, shape and dtype. The attribute
+    ``arrays`` (not a constructor argument) maps each field name (topk:
+    ``indices``, uint16 up to 65536 elements, and ``values``; int8: ``scale``,
+    ``q``; fp16: ``values``) to a typed view into ``buffer``, made on construction.
+
+    Parameters
+    ----------
+    codec : str
+        The name of the codec that made it: ``"topk"``, ``"int8"`` or ``"fp16"``.
+    shape : tuple of int
+        The original tensor's shape.
+    dtype : numpy.dtype or torch.dtype
+        The original tensor's dtype: a ``torch.dtype`` for torch input, a ``np.dtype`` for
+        numpy input.
+    fields : list of Field
+        The arrays in ``buffer``, in order, back to back.
+    buffer : numpy.ndarray or torch.Tensor
+        1-D uint8 holding all the arrays, exactly as many bytes as ``fields`` take: numpy for
+        host data, a torch uint8 tensor (e.g. in CUDA memory) otherwise.
+    params : dict of str to int, optional
+        What decoding needs beyond the arrays (int8: ``chunk``); default empty.
+
+    Raises
+    ------
+    ValueError
+        If ``buffer`` is not a 1-D uint8 numpy array or torch tensor of the fields' size.
     """
 
     codec: str
@@ -120,7 +151,13 @@ class Payload:
         return _is_torch(self.buffer) and self.buffer.is_cuda
 
     def tensor(self) -> torch.Tensor:
-        """The buffer as a torch uint8 tensor sharing its memory, e.g. for torch.distributed."""
+        """The buffer as a torch uint8 tensor sharing its memory, e.g. for torch.distributed.
+
+        Returns
+        -------
+        torch.Tensor
+            The buffer itself if it is a torch tensor, else a tensor on the numpy buffer.
+        """
         if _is_torch(self.buffer):
             return self.buffer
         import torch
@@ -128,7 +165,24 @@ class Payload:
         return torch.from_numpy(self.buffer)
 
     def like(self, buffer: Any) -> Payload:
-        """A payload with this one's layout around ``buffer`` (e.g. one received from a peer)."""
+        """A payload with this one's layout around ``buffer`` (e.g. one received from a peer).
+
+        Parameters
+        ----------
+        buffer : numpy.ndarray or torch.Tensor
+            1-D uint8 of :attr:`nbytes` bytes, used as is (not copied).
+
+        Returns
+        -------
+        Payload
+            Same codec, shape, dtype, fields and params (a copy of them), with views into
+            ``buffer``.
+
+        Raises
+        ------
+        ValueError
+            If ``buffer`` is not a 1-D uint8 numpy array or torch tensor of this size.
+        """
         return Payload(self.codec, self.shape, self.dtype, self.fields, buffer, dict(self.params))
 
 

@@ -25,19 +25,63 @@ class Compressor(Protocol):
     """
 
     def compress(self, t: Any, key: Hashable) -> Payload:
-        """``t`` (floats, any shape) compressed; ``key`` names the tensor from step to step."""
+        """Compress ``t``.
+
+        Parameters
+        ----------
+        t : numpy.ndarray or torch.Tensor
+            Floating-point values of any shape, on the host or (torch) in CUDA memory.
+        key : Hashable
+            Names the tensor from step to step (e.g. a parameter name): an error-feedback
+            compressor keeps its residual under it; a plain codec ignores it.
+
+        Returns
+        -------
+        Payload
+            The compressed tensor, its bytes in one contiguous buffer.
+        """
         ...
 
     def decompress(self, p: Payload) -> Any:
-        """The tensor ``p`` encodes: the compressed one's shape, dtype and kind."""
+        """Decode ``p`` into a new tensor.
+
+        Parameters
+        ----------
+        p : Payload
+            A payload this compressor (or one like it) made.
+
+        Returns
+        -------
+        numpy.ndarray or torch.Tensor
+            The tensor ``p`` encodes: the compressed one's shape, dtype and kind.
+        """
         ...
 
     def accumulate(self, p: Payload, out: Any) -> None:
-        """``out += decompress(p)`` in place; ``out`` is flat float32 with ``p``'s numel."""
+        """Add the tensor ``p`` encodes into ``out`` in place: ``out += decompress(p)``.
+
+        Parameters
+        ----------
+        p : Payload
+            A payload this compressor (or one like it) made.
+        out : numpy.ndarray or torch.Tensor
+            Flat, contiguous float32, with as many elements as ``p``'s tensor.
+        """
         ...
 
     def payload_nbytes(self, numel: int) -> int:
-        """Bytes of the payload of any tensor of ``numel`` elements."""
+        """Bytes of the payload of any tensor of ``numel`` elements.
+
+        Parameters
+        ----------
+        numel : int
+            The tensor's element count.
+
+        Returns
+        -------
+        int
+            The payload's size on the wire, in bytes.
+        """
         ...
 
 
@@ -48,11 +92,23 @@ class FeedbackCompressor(Compressor, Protocol):
     residuals: dict[Hashable, Any]
 
     def state_dict(self) -> dict[str, Any]:
-        """The state kept between steps (residuals, and what else it keeps), in host memory."""
+        """The state kept between steps (residuals, and what else it keeps), in host memory.
+
+        Returns
+        -------
+        dict
+            The state, to pass to :meth:`load_state_dict` (e.g. after a checkpoint).
+        """
         ...
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        """Restore what :meth:`state_dict` saved."""
+        """Restore what :meth:`state_dict` saved.
+
+        Parameters
+        ----------
+        state : dict
+            A dictionary that :meth:`state_dict` returned.
+        """
         ...
 
 

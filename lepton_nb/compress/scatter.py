@@ -43,9 +43,35 @@ def _flat(a: Any, dtype_name: str, like: Any) -> Any:
 def scatter_add(dst: Any, indices: Any, values: Any, backend: str = "auto") -> None:
     """``dst[indices] += values`` in place, every duplicate index accumulating.
 
-    ``dst``: contiguous float32/float64 numpy array or torch tensor (CPU or
-    CUDA); ``indices``: integers in ``[0, dst.size)``; ``values``: floats, one
-    per index (converted to dst's dtype). ``backend`` as for the compressors.
+    Indices are positions in the flattened (C order) ``dst``; unlike numpy's
+    ``dst[indices] += values``, repeated indices all count, as with ``np.add.at``.
+
+    Parameters
+    ----------
+    dst : numpy.ndarray or torch.Tensor
+        The array updated in place: contiguous float32 or float64, any shape, on the host or
+        (torch) in CUDA memory.
+    indices : numpy.ndarray or torch.Tensor
+        Integers in ``[0, dst.size)``, any shape (taken flat); moved to where ``dst`` is.
+    values : numpy.ndarray or torch.Tensor
+        Floats, one per index (taken flat), converted to ``dst``'s dtype and moved to where
+        ``dst`` is.
+    backend : str, optional
+        ``"auto"`` (the default: the CUDA twin for a CUDA ``dst``, else the CPU twin),
+        ``"cpu"`` or ``"cuda"``, as for the compressors.
+
+    Raises
+    ------
+    TypeError
+        If an argument is not a numpy array or torch tensor, ``dst`` is not float32 or
+        float64, ``indices`` does not hold integers or ``values`` does not hold floats.
+    ValueError
+        If ``backend`` is unknown (or ``"cpu"`` with a CUDA ``dst``), ``dst`` is not
+        contiguous, or ``indices`` and ``values`` differ in element count.
+    IndexError
+        If an index lies outside ``[0, dst.size)``.
+    RuntimeError
+        If the CUDA twin is needed but numba.cuda finds no GPU (and no simulator).
     """
     check_backend(backend)
     for a, name in ((dst, "dst"), (indices, "indices"), (values, "values")):
