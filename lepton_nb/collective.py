@@ -85,13 +85,40 @@ def allreduce(
 ) -> torch.Tensor:
     """Reduce ``t`` in place across every rank and return it.
 
-    ``compressor``: None, or a :class:`~lepton_nb.compress.Compressor`: a compressor
-    from :mod:`lepton_nb.compress` (``TopK``, ``Int8``, ``FP16``, or one wrapped
-    in ``ErrorFeedback``, whose residual is kept under ``key``; by default the
-    tensor's storage). It is
-    applied on the plan's links whose class is in ``compress_links`` (default
-    :data:`lepton_nb.topology.COMPRESS_LINKS`: all but NVLink).
-    ``op``: ``"sum"`` or ``"mean"``. The result is identical on every rank.
+    Every rank of the process group must call it, as with any collective. The route is the
+    plan of :meth:`lepton_nb.topology.Topology.plan` (see :func:`last_plan`); the result is
+    identical on every rank.
+
+    Parameters
+    ----------
+    t : torch.Tensor
+        A floating-point tensor, reduced in place.
+    compressor : Compressor or None, optional
+        None (the default: no compression), or a compressor from :mod:`lepton_nb.compress`
+        (``TopK``, ``Int8``, ``FP16``, or one wrapped in ``ErrorFeedback``). It is applied
+        on the plan's links whose class is in ``compress_links``.
+    op : str, optional
+        ``"sum"`` (the default) or ``"mean"``.
+    key : Hashable or None, optional
+        Under which key an ``ErrorFeedback`` compressor keeps this tensor's residual;
+        default None: the tensor's storage.
+    compress_links : frozenset of str or None, optional
+        The link classes on which the compressor is applied; default None:
+        :data:`lepton_nb.topology.COMPRESS_LINKS` (all but NVLink).
+
+    Returns
+    -------
+    torch.Tensor
+        ``t``, reduced.
+
+    Raises
+    ------
+    TypeError
+        If ``t`` is not a torch tensor, or not a floating-point one.
+    ValueError
+        If ``op`` is neither ``"sum"`` nor ``"mean"``.
+    RuntimeError
+        Outside an initialized torch.distributed process group.
     """
     if not isinstance(t, torch.Tensor):
         raise TypeError(f"allreduce needs a torch tensor, got {type(t).__name__}")
@@ -122,6 +149,17 @@ def comm_hook(
 
     ``model.register_comm_hook(None, comm_hook(ErrorFeedback(TopK(0.01))))``;
     works on gloo and nccl. Each bucket keeps its own error-feedback residual.
+
+    Parameters
+    ----------
+    compressor : Compressor or None, optional
+        The compressor :func:`allreduce` applies to each bucket; default None (none).
+
+    Returns
+    -------
+    callable
+        The hook, ``hook(state, bucket)``: it averages ``bucket``'s buffer in place and
+        returns a completed ``torch.futures.Future`` holding it.
     """
 
     # no annotations here: DDP compares them with dist.GradBucket, and this module's are strings

@@ -32,6 +32,18 @@ class DeadRankError(ClusterError):
 
     Raised before a request leaves the notebook (no rank ran anything). Restart the ranks with
     ``cluster.restart(rank)`` or ``%lepton_cluster restart RANK``.
+
+    Parameters
+    ----------
+    message : str
+        The error message.
+    ranks : list of int
+        The ranks whose engine is gone (copied into :attr:`ranks`).
+
+    Attributes
+    ----------
+    ranks : list of int
+        The dead ranks.
     """
 
     def __init__(self, message: str, ranks: list[int]) -> None:
@@ -41,7 +53,21 @@ class DeadRankError(ClusterError):
 
 @dataclass
 class RankFailure:
-    """One rank's failure: the exception type, its message and the remote traceback."""
+    """One rank's failure: the exception type, its message and the remote traceback.
+
+    Parameters
+    ----------
+    rank : int
+        The rank that failed.
+    ename : str
+        The name of the exception type it raised (``"ValueError"``).
+    evalue : str
+        The exception's message.
+    traceback : str, optional
+        The remote traceback, as text; default ``""`` (none).
+    host : str or None, optional
+        The host the rank runs on, where known; default None.
+    """
 
     rank: int
     ename: str
@@ -62,14 +88,27 @@ class RankFailure:
 class RemoteError(Exception):
     """One or more ranks raised.
 
+    The message lists one line per failed rank (:meth:`RankFailure.summary`), then ``note``.
+
+    Parameters
+    ----------
+    failures : list of RankFailure
+        One :class:`RankFailure` per failed rank, in any order (they are sorted by rank).
+    results : dict of int to Any, optional
+        What every rank that succeeded produced, by rank; default None (no results).
+    note : str, optional
+        A line added at the end of the message; default ``""`` (none).
+
     Attributes
     ----------
-    failures:
+    failures : list of RankFailure
         One :class:`RankFailure` per failed rank, ordered by rank.
-    results:
+    results : dict of int to Any
         What every rank that succeeded produced, as a dict by rank
         (``cluster.run``: the function's return value; a distributed cell:
         a dict of the gathered names).
+    note : str
+        The line added at the end of the message (``""``: none).
     """
 
     def __init__(
@@ -116,7 +155,28 @@ class RemoteError(Exception):
 
 
 class DistributedTimeout(RemoteError):
-    """A distributed cell ran past its ``--timeout``; the message names the ranks that did not finish."""
+    """A distributed cell ran past its ``--timeout``; the message names the ranks that did not finish.
+
+    Parameters
+    ----------
+    failures : list of RankFailure
+        One :class:`RankFailure` per failed rank, as for :class:`RemoteError`.
+    results : dict of int to Any, optional
+        What every rank that finished produced, by rank; default None (no results).
+    note : str, optional
+        A line added at the end of the message; default ``""`` (none).
+    timeout : float or None, optional
+        The timeout, in seconds, that the cell ran past; default None.
+    timed_out : list of int or None, optional
+        The ranks that did not finish in time; default None (none).
+
+    Attributes
+    ----------
+    timeout : float or None
+        The timeout, in seconds.
+    timed_out : list of int
+        The ranks that did not finish, sorted.
+    """
 
     def __init__(
         self,

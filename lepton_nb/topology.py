@@ -2,13 +2,13 @@
 
 Every pair of ranks is joined by a link of one class, fastest first:
 
-========== =================================================================
+=========== ==========================================================================
 ``nvlink``  two GPUs with an NVLink between them (NVML)
 ``pcie``    two GPUs under one PCIe host bridge (NVML ``SINGLE``..``HOSTBRIDGE``)
 ``shm``     two CPU ranks on one socket of one host (shared memory)
 ``sys``     across sockets of one host (NVML ``NODE``/``SYSTEM``, or two CPU sockets)
 ``network`` two hosts
-========== =================================================================
+=========== ==========================================================================
 
 ``discover()`` asks every rank to describe itself; the :class:`Topology`
 then orders the ranks in a ring that crosses slow links as rarely as
@@ -47,7 +47,24 @@ COMPRESS_LINKS: frozenset[str] = frozenset({"pcie", "shm", "sys", "network"})
 
 @dataclass(frozen=True)
 class RankInfo:
-    """What one rank reports about itself."""
+    """What one rank reports about itself (:func:`describe`).
+
+    Parameters
+    ----------
+    rank : int
+        The rank.
+    host : str
+        The host it runs on.
+    device : str, optional
+        ``"cuda:0"`` for a GPU rank, else ``"cpu"`` (the default).
+    socket : int or None, optional
+        The CPU package (socket) the rank's threads run on, if only one; default None.
+    gpu_bus_id : str or None, optional
+        The PCI bus id of the rank's GPU; default None (no GPU).
+    gpu_links : tuple of (str, str), optional
+        One ``(bus id, link class)`` pair per other GPU on this host, from NVML; default
+        ``()``.
+    """
 
     rank: int
     host: str
@@ -138,7 +155,28 @@ def _gpu_link(nv: Any, a: Any, b: Any) -> str:
 
 @dataclass
 class Plan:
-    """How a collective runs: the ring, the host groups and where it compresses."""
+    """How a collective runs: the ring, the host groups and where it compresses.
+
+    Made by :meth:`Topology.plan`; ``str(plan)`` says it in words.
+
+    Parameters
+    ----------
+    ring : list of int
+        The ranks in ring order (:meth:`Topology.ring`).
+    groups : dict of str to list of int
+        Each host's ranks, in ring order.
+    leaders : list of int
+        One rank per host (its first in ring order), in ring order.
+    hierarchical : bool
+        Whether the ranks span hosts: reduce within each host, exchange between the leaders,
+        broadcast back.
+    ring_link : str
+        The slowest link class on the (flat) ring, or between the leaders.
+    compress : bool
+        Whether the compressor is applied on ``ring_link``.
+    compressor : str or None, optional
+        The repr of the compressor asked for; default None (none).
+    """
 
     ring: list[int]
     groups: dict[str, list[int]]  # host -> its ranks, in ring order
@@ -168,14 +206,36 @@ class Plan:
 
 @dataclass
 class Topology:
-    """The ranks and the class of the link between every pair of them."""
+    """The ranks and the class of the link between every pair of them.
+
+    Made by :func:`discover` or :meth:`from_ranks`.
+
+    Parameters
+    ----------
+    ranks : list of RankInfo
+        What every rank reports, ordered by rank.
+    links : dict of (int, int) to str, optional
+        The link class (one of :data:`LINK_CLASSES`) of every pair of ranks ``(a, b)`` with
+        ``a < b``; default ``{}``.
+    """
 
     ranks: list[RankInfo]
     links: dict[tuple[int, int], str] = field(default_factory=dict)
 
     @classmethod
     def from_ranks(cls, infos: list[RankInfo]) -> Topology:
-        """Build the graph from every rank's :class:`RankInfo`."""
+        """Build the graph from every rank's :class:`RankInfo`.
+
+        Parameters
+        ----------
+        infos : list of RankInfo
+            One per rank, in any order.
+
+        Returns
+        -------
+        Topology
+            The ranks, ordered by rank, and the link class of every pair.
+        """
         infos = sorted(infos, key=lambda i: i.rank)
         links = {}
         for a in infos:
@@ -186,10 +246,29 @@ class Topology:
 
     @property
     def world_size(self) -> int:
+        """The number of ranks."""
         return len(self.ranks)
 
     def link(self, a: int, b: int) -> str:
-        """The link class between ranks ``a`` and ``b``."""
+        """The link class between ranks ``a`` and ``b``.
+
+        Parameters
+        ----------
+        a : int
+            One rank.
+        b : int
+            Another rank (the order does not matter).
+
+        Returns
+        -------
+        str
+            One of :data:`LINK_CLASSES`.
+
+        Raises
+        ------
+        ValueError
+            If ``a`` and ``b`` are the same rank.
+        """
         if a == b:
             raise ValueError(f"rank {a} has no link to itself")
         return self.links[(min(a, b), max(a, b))]
@@ -220,14 +299,36 @@ class Topology:
         return order
 
     def ring_cost(self, order: list[int]) -> float:
-        """Sum of the link costs around a ring."""
+        """Sum of the link costs around a ring.
+
+        Parameters
+        ----------
+        order : list of int
+            The ranks in ring order; the last is linked back to the first.
+
+        Returns
+        -------
+        float
+            The sum of :data:`LINK_COST` over the ring's hops; 0.0 for fewer than two ranks.
+        """
         n = len(order)
         if n < 2:
             return 0.0
         return sum(LINK_COST[self.link(order[i], order[(i + 1) % n])] for i in range(n))
 
     def slowest(self, order: list[int]) -> str:
-        """The slowest link class around a ring (``shm`` for a single rank)."""
+        """The slowest link class around a ring (``shm`` for a single rank).
+
+        Parameters
+        ----------
+        order : list of int
+            The ranks in ring order; the last is linked back to the first.
+
+        Returns
+        -------
+        str
+            The slowest of the ring's link classes, in the order of :data:`LINK_CLASSES`.
+        """
         n = len(order)
         classes = [self.link(order[i], order[(i + 1) % n]) for i in range(n)] if n > 1 else []
         return max(classes, key=LINK_CLASSES.index) if classes else "shm"
@@ -237,8 +338,23 @@ class Topology:
     ) -> Plan:
         """How an allreduce runs here: flat or hierarchical, compressed on which link.
 
-        ``compressor`` is only named in the plan (its repr); ``compress_links``
-        defaults to :data:`COMPRESS_LINKS`.
+        Flat around :meth:`ring` on one host; hierarchical when the ranks span hosts. The
+        plan compresses when there is a compressor and the slowest link of its ring (or
+        between the hosts' leaders) is in ``compress_links``.
+
+        Parameters
+        ----------
+        compressor : Compressor or None, optional
+            The compressor the allreduce would use; only named in the plan (its repr).
+            Default None: no compression.
+        compress_links : frozenset of str or None, optional
+            The link classes on which the compressor is applied; default None:
+            :data:`COMPRESS_LINKS`.
+
+        Returns
+        -------
+        Plan
+            The ring, the host groups and their leaders, and whether it compresses.
         """
         compress_links = COMPRESS_LINKS if compress_links is None else frozenset(compress_links)
         ring = self.ring()
@@ -289,6 +405,17 @@ def discover(cluster: Cluster | None = None) -> Topology:
     In the notebook: of ``cluster`` (default: the running cluster). On a rank,
     inside ``%%lepton_distributed``: of the process group (every rank must call
     it, as with any collective). Elsewhere: of this one process.
+
+    Parameters
+    ----------
+    cluster : Cluster or None, optional
+        The cluster whose ranks describe themselves; default None: inside a process group,
+        that group; else the running cluster, if any; else this one process.
+
+    Returns
+    -------
+    Topology
+        Every rank's :class:`RankInfo` and the link class of every pair of ranks.
     """
     import torch.distributed as dist
 

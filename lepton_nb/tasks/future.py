@@ -13,8 +13,42 @@ if TYPE_CHECKING:  # pragma: no cover
 class TaskError(Exception):
     """A task raised (or its rank died on every try); names the task, its rank(s) and host.
 
-    Attributes: ``task`` (its name), ``rank`` (the last rank tried), ``host``,
-    ``ename``, ``evalue``, ``traceback`` (the remote one) and ``tried`` (every rank tried).
+    The message is ``task NAME failed on rank R on HOST: ENAME: EVALUE`` (or ``on every rank
+    tried: ...`` when more than one rank was tried). IPython shows the remote traceback.
+
+    Parameters
+    ----------
+    task : str
+        The task's name.
+    rank : int or None
+        The last rank tried; None when the task never reached a rank.
+    ename : str
+        The name of the exception type (``"ValueError"``).
+    evalue : str
+        The exception's message.
+    traceback : str, optional
+        The remote traceback, as text; default ``""`` (none).
+    tried : list of int or None, optional
+        Every rank tried, in order; default None: ``[rank]`` (or none if ``rank`` is None).
+    host : str or None, optional
+        The host of ``rank``, where known; default None.
+
+    Attributes
+    ----------
+    task : str
+        The task's name.
+    rank : int or None
+        The last rank tried.
+    host : str or None
+        The host of that rank, where known.
+    ename : str
+        The exception type's name.
+    evalue : str
+        The exception's message.
+    traceback : str
+        The remote traceback.
+    tried : list of int
+        Every rank tried.
     """
 
     def __init__(
@@ -40,11 +74,48 @@ class TaskError(Exception):
 
 
 class LostData(TaskError):
-    """A kept value's rank died, and the task that made it cannot run again to recompute it."""
+    """A kept value's rank died, and the task that made it cannot run again to recompute it.
+
+    A :class:`TaskError`, with the same parameters and attributes.
+
+    Parameters
+    ----------
+    task : str
+        The name of the task that made the value.
+    rank : int or None
+        The rank that held the value.
+    ename : str
+        The name of the error (``"LostData"``).
+    evalue : str
+        The message: what was lost and why it cannot be made again.
+    traceback : str, optional
+        A traceback, as text; default ``""`` (none).
+    tried : list of int or None, optional
+        Every rank tried; default None: ``[rank]`` (or none if ``rank`` is None).
+    host : str or None, optional
+        The host of ``rank``, where known; default None.
+    """
 
 
 class Future(cf.Future):  # type: ignore[type-arg]
-    """A task's future: a :class:`concurrent.futures.Future`, plus the ``rank`` that ran it."""
+    """A task's future: a :class:`concurrent.futures.Future`, plus the ``rank`` that ran it.
+
+    Made by :meth:`lepton_nb.Cluster.submit` and :meth:`lepton_nb.Cluster.map`, not by hand.
+
+    Parameters
+    ----------
+    queue : TaskQueue
+        The cluster's task queue, which runs the task (and cancels it).
+    task : str
+        The task's name.
+
+    Attributes
+    ----------
+    task : str
+        The task's name.
+    rank : int or None
+        The rank that ran the task; None until one did.
+    """
 
     def __init__(self, queue: TaskQueue, task: str) -> None:
         super().__init__()
@@ -78,7 +149,28 @@ def wait(
     timeout: float | None = None,
     return_when: str = "ALL_COMPLETED",
 ) -> cf._base.DoneAndNotDoneFutures:  # type: ignore[type-arg]
-    """As :func:`concurrent.futures.wait`: ``(done, not_done)`` sets."""
+    """Wait for futures, as :func:`concurrent.futures.wait`: ``(done, not_done)`` sets.
+
+    Parameters
+    ----------
+    fs : iterable of Future
+        The futures to wait for.
+    timeout : float or None, optional
+        The most seconds to wait; default None (no limit).
+    return_when : str, optional
+        When to return: ``"ALL_COMPLETED"`` (the default), ``"FIRST_COMPLETED"`` or
+        ``"FIRST_EXCEPTION"``.
+
+    Returns
+    -------
+    DoneAndNotDoneFutures
+        A named pair of sets: ``done`` and ``not_done``.
+
+    Raises
+    ------
+    ValueError
+        If ``return_when`` is none of the three.
+    """
     if return_when not in ("ALL_COMPLETED", "FIRST_COMPLETED", "FIRST_EXCEPTION"):
         raise ValueError(
             f"return_when must be ALL_COMPLETED, FIRST_COMPLETED or FIRST_EXCEPTION, "
@@ -90,7 +182,25 @@ def wait(
 def as_completed(
     fs: Iterable[cf.Future], timeout: float | None = None  # type: ignore[type-arg]
 ) -> Iterator[cf.Future]:  # type: ignore[type-arg]
-    """As :func:`concurrent.futures.as_completed`: each future as it finishes."""
+    """Each future as it finishes, as :func:`concurrent.futures.as_completed`.
+
+    Parameters
+    ----------
+    fs : iterable of Future
+        The futures to wait for.
+    timeout : float or None, optional
+        The most seconds to wait for them all, from this call; default None (no limit).
+
+    Returns
+    -------
+    iterator of Future
+        The futures, each as soon as it is done (cancelled or finished).
+
+    Raises
+    ------
+    TimeoutError
+        While iterating, if some future is not done within ``timeout`` seconds.
+    """
     return cf.as_completed(list(fs), timeout=timeout)
 
 

@@ -55,13 +55,56 @@ PUSHED = ("_lepton_model", "_lepton_train_X", "_lepton_train_y", "_lepton_val_X"
 class Trainer:
     """Train a model on every rank of ``cluster`` and get it back in the notebook.
 
-    ``strategy``: ``"data"`` (every rank trains on its shard; gradients averaged
-    with :func:`lepton_nb.collective.allreduce`) or ``"pipeline"`` (an
-    ``nn.Sequential`` split into one stage per rank). ``compression``: None,
-    ``"topk:0.01"``, ``"int8"``, ``"fp16"`` or a compressor; always with error
-    feedback (and DGC momentum correction for ``optimizer="sgd"`` with top-k).
-    ``checkpoint_dir``: each epoch is saved there (a temporary folder otherwise),
-    and a rank that dies during ``fit`` is restarted and resumed from it.
+    Parameters
+    ----------
+    cluster : Cluster
+        The running cluster whose ranks train.
+    strategy : str, optional
+        ``"data"`` (the default: every rank trains on its shard; gradients averaged
+        with :func:`lepton_nb.collective.allreduce`) or ``"pipeline"`` (an
+        ``nn.Sequential`` split into one stage per rank, see :meth:`stages`).
+    compression : str, Compressor or None, optional
+        How data-parallel gradients are compressed: None (the default: not at all),
+        ``"topk:0.01"`` (any ratio), ``"int8"``, ``"fp16"`` or a compressor from
+        :mod:`lepton_nb.compress`; always with error feedback (and DGC momentum correction
+        for ``optimizer="sgd"`` with top-k). Only with ``strategy="data"``.
+    checkpoint_dir : str or None, optional
+        Each epoch is saved there; default None: a temporary folder, removed when ``fit``
+        returns. A rank that dies during ``fit`` is restarted and resumed from it.
+    seed : int, optional
+        Seeds each epoch's shuffle and the ranks' torch random numbers (dropout and the
+        like); default 0.
+    micro_batches : int, optional
+        Micro-batches per batch with ``strategy="pipeline"``, a positive int; default 4.
+    step_timeout : float, optional
+        Seconds each request to the ranks may take before the ranks that have not finished
+        count as hung; default 120.
+    max_restarts : int, optional
+        How many times one ``fit`` restarts dead or hung ranks before it gives up; default 3.
+    verify_sync : bool, optional
+        Record every rank's weight checksum after every step (:meth:`weight_checksums`);
+        default False.
+    progress : bool, optional
+        Show a progress bar per epoch; default True.
+
+    Attributes
+    ----------
+    model : torch.nn.Module or None
+        The trained model (a copy of the one given to :meth:`fit`); None before ``fit``.
+    history : list of dict
+        One dict per epoch of the last ``fit``, as it returned.
+    train_results : dict or None
+        The last epoch's loss and accuracies, with the epochs, bytes and seconds of all of
+        them; None before ``fit``.
+    restarts : int
+        How many times the last ``fit`` restarted ranks.
+
+    Raises
+    ------
+    ValueError
+        For a ``strategy`` other than ``"data"`` or ``"pipeline"``, a ``compression`` that
+        is not one of the accepted ones, a compression with ``strategy="pipeline"``, or a
+        ``micro_batches`` that is not a positive int.
     """
 
     def __init__(
@@ -111,8 +154,63 @@ class Trainer:
         """Train for ``epochs`` epochs; return the history (one dict per epoch).
 
         Also sets ``trainer.model`` (the trained model), ``trainer.history`` and
-        ``trainer.train_results``. ``resume=True`` continues from the newest
-        checkpoint in ``checkpoint_dir``.
+        ``trainer.train_results``. Every argument is checked before anything is sent. A rank
+        that dies or hangs is restarted, and training goes on from the newest checkpoint (at
+        most ``max_restarts`` times).
+
+        Parameters
+        ----------
+        model : torch.nn.Module
+            The model to train; it must pickle. With ``strategy="pipeline"``, an
+            ``nn.Sequential`` of at least one layer per rank. It is not changed: the trained
+            one is a copy.
+        train_dataset : Dataset or tuple
+            A torch ``Dataset`` of ``(x, y)`` pairs, or an ``(X, y)`` pair of tensors or numpy
+            arrays, with at least one example.
+        batch_size : int, optional
+            Examples per step (on each rank, with ``strategy="data"``), a positive int;
+            default 64.
+        epochs : int, optional
+            The epochs to train, a positive int; default 10.
+        val_dataset : Dataset, tuple or None, optional
+            A validation set, in the same forms as ``train_dataset``, whose accuracy is
+            measured after each epoch; default None.
+        optimizer : str or callable, optional
+            ``"sgd"`` (the default, momentum 0.9), ``"adam"``, or a callable that makes an
+            optimizer from the parameters.
+        lr : float, optional
+            The learning rate of ``"sgd"`` or ``"adam"``; default 0.1.
+        loss : callable or None, optional
+            A callable ``loss(output, target)``; default None: cross-entropy.
+        resume : bool, optional
+            Continue from the newest checkpoint in ``checkpoint_dir``; default False (start
+            over, clearing the checkpoints there).
+
+        Returns
+        -------
+        list of dict
+            One dict per epoch, with ``epochs`` (epochs done), ``train_loss``,
+            ``train_accuracy`` and ``val_accuracy`` (None where the labels are not integers,
+            or with no validation set), ``bytes_sent``, ``bytes_uncompressed`` and
+            ``seconds``.
+
+        Raises
+        ------
+        TypeError
+            If ``model`` is not an ``nn.Module`` (an ``nn.Sequential`` for
+            ``strategy="pipeline"``) or does not pickle, or a dataset is of none of the
+            accepted forms.
+        ValueError
+            If ``batch_size`` or ``epochs`` is not a positive int, a pipeline has fewer
+            layers than ranks, ``optimizer`` or ``loss`` is of none of the accepted forms,
+            or a dataset is empty or its ``X`` and ``y`` lengths differ.
+        FileNotFoundError
+            With ``resume=True``, when ``checkpoint_dir`` holds no complete checkpoint.
+        RemoteError
+            When a rank raises (an error in the training, not a dead rank), or ranks died or
+            hung (a :class:`DistributedTimeout`) more than ``max_restarts`` times.
+        DeadRankError
+            When ranks were found dead more than ``max_restarts`` times.
         """
         arrays = self._check(model, train_dataset, batch_size, epochs, val_dataset, optimizer, loss)
         config = {
@@ -134,7 +232,28 @@ class Trainer:
                 shutil.rmtree(root, ignore_errors=True)
 
     def evaluate(self, dataset: DatasetLike) -> dict[str, float | None]:
-        """Loss and accuracy of the trained model on ``dataset``, computed on the ranks."""
+        """Loss and accuracy of the trained model on ``dataset``, computed on the ranks.
+
+        Parameters
+        ----------
+        dataset : Dataset or tuple
+            A torch ``Dataset`` of ``(x, y)`` pairs, or an ``(X, y)`` pair of tensors or numpy
+            arrays, with at least one example.
+
+        Returns
+        -------
+        dict
+            ``loss`` (the mean loss per example) and ``accuracy`` (None where the labels are
+            not integers).
+
+        Raises
+        ------
+        RuntimeError
+            If nothing was trained yet (call :meth:`fit` first).
+        TypeError, ValueError
+            If ``dataset`` is of none of the accepted forms, is empty, or its ``X`` and ``y``
+            lengths differ.
+        """
         if self.model is None:
             raise RuntimeError(NOT_FITTED)
         X, y = data.as_arrays(dataset, "dataset")
@@ -272,7 +391,26 @@ class Trainer:
         return self._run(rank.checksums)
 
     def stages(self, model: torch.nn.Sequential) -> list[tuple[int, int]]:
-        """How ``strategy='pipeline'`` splits ``model``: a (first, last + 1) layer range per rank."""
+        """How ``strategy='pipeline'`` splits ``model``: a (first, last + 1) layer range per rank.
+
+        The stages are contiguous runs of layers that keep the largest stage's parameter
+        count as small as possible.
+
+        Parameters
+        ----------
+        model : torch.nn.Sequential
+            The model to split.
+
+        Returns
+        -------
+        list of tuple of int
+            One ``(first, last + 1)`` layer range per rank, in rank order.
+
+        Raises
+        ------
+        ValueError
+            If ``model`` has fewer layers than the cluster has ranks.
+        """
         sizes = [sum(p.numel() for p in layer.parameters()) for layer in model]
         return balance(sizes, self.cluster.world_size)
 
