@@ -22,7 +22,17 @@ SPECS: dict[str, tuple[str, Callable[..., Any]]] = {
 
 
 def magic_help(name: str) -> str:
-    """The help of magic ``name`` (without ``%``), exactly as ``%name?`` shows it.
+    """The help of magic ``name``, exactly as ``%name?`` shows it.
+
+    Parameters
+    ----------
+    name : str
+        The magic's name without ``%``, e.g. ``"lepton_cluster"``.
+
+    Returns
+    -------
+    str
+        Its usage line, description and options, as argparse writes them.
 
     Raises
     ------
@@ -33,7 +43,17 @@ def magic_help(name: str) -> str:
 
 
 def magic_options(name: str) -> list[str]:
-    """Every option string that magic ``name``'s parser accepts, e.g. ``["-n", "--gpus", ...]``.
+    """Every option string that magic ``name``'s parser accepts.
+
+    Parameters
+    ----------
+    name : str
+        The magic's name without ``%``, e.g. ``"lepton_cluster"``.
+
+    Returns
+    -------
+    list of str
+        The option strings, e.g. ``["-n", "--gpus", ...]`` (argparse's own ``-h`` left out).
 
     Raises
     ------
