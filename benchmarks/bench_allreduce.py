@@ -1,18 +1,24 @@
-"""All-reduce of 100 MB of float32 across 2 ranks: gloo against ours with top-1% + error feedback.
+"""All-reduce of 100 MB of float32 across 2 ranks: gloo against ours with top-1% + error feedback,
+and, on one host, against ours through shared memory.
 
 Two worker processes (this script with ``--worker``) join a gloo process group and
 time, in interleaved rounds, ``dist.all_reduce(t)`` against
 ``allreduce(t, ErrorFeedback(TopK(0.01)))``, which includes compressing and
-decompressing. Every round starts from a fresh gradient after a barrier; a round's
-time is the slower rank's; the figures are medians. Two settings:
+decompressing (forced onto the link with ``compress_links``). Every round starts
+from a fresh gradient after a barrier; a round's time is the slower rank's; the
+figures are medians. Two settings:
 
-- loopback (goal: ours >= 2x faster than gloo);
+- loopback (goal: ours >= 2x faster than gloo). Here the two ranks share a host, so
+  the same rounds also time the dense ``allreduce(t)`` through the shared-memory
+  segment (goal >= 2x gloo at 100 MB), and then 64 KB tensors: bursts of
+  back-to-back calls, as a training loop makes them, gloo and ours interleaved
+  (goal >= 10x gloo);
 - two network namespaces joined by a veth pair shaped by ``tc tbf`` to 1 Gbit/s on
   both ends (goal >= 20x). That needs root; where it is not permitted the script
   says so and runs loopback only. The namespaces are deleted on the way out.
 
-Prints medians, ratios, bytes per rank and the plan; appends one line per setting
-to RESULTS.md.
+Prints medians, ratios (with their spread over the rounds), bytes per rank and the
+plans; appends one line per setting to RESULTS.md.
 """
 
 from __future__ import annotations
@@ -36,6 +42,9 @@ from _results import record  # noqa: E402
 WORLD = 2
 INIT_TIMEOUT_S = 120  # init_process_group, and each collective after it
 GOALS = {"loopback": 2.0, "netns": 20.0}
+DENSE_GOALS = {"100 MB": 2.0, "64 KB": 10.0}  # shared memory against gloo, on one host
+SMALL_BYTES = 64 * 1024
+BURST = 50  # back-to-back 64 KB calls per round
 
 
 # -- worker (one per rank) -----------------------------------------------------------------
@@ -65,6 +74,7 @@ def worker(args: argparse.Namespace) -> None:
     from lepton_nb.collective import allreduce, last_plan
     from lepton_nb.compress import ErrorFeedback, TopK
     from lepton_nb.links import counter
+    from lepton_nb.topology import COMPRESS_LINKS
 
     ef = ErrorFeedback(TopK(0.01))
 
@@ -78,7 +88,10 @@ def worker(args: argparse.Namespace) -> None:
         dist.all_reduce(x)
 
     def ours(x):
-        allreduce(x, ef)
+        allreduce(x, ef, compress_links=COMPRESS_LINKS)  # compressed, whatever was measured
+
+    def dense(x):
+        allreduce(x)
 
     def counted() -> int:
         return counter.total()
@@ -105,10 +118,14 @@ def worker(args: argparse.Namespace) -> None:
         return m[0].item(), int(m[1].item()), int(m[2].item())
 
     ops = {"gloo": gloo, "ours": ours}
+    if args.mode == "loopback":
+        ops["dense"] = dense
     # warm-up, not counted: gloo's connections, numba's compilation
     timed(gloo, grads[0])
     timed(ours, grads[0])
     timed(ours, grads[1])
+    if "dense" in ops:
+        timed(dense, grads[0])
     times: dict[str, list[float]] = {k: [] for k in ops}
     txs: dict[str, list[int]] = {k: [] for k in ops}
     sent: dict[str, list[int]] = {k: [] for k in ops}
@@ -126,12 +143,42 @@ def worker(args: argparse.Namespace) -> None:
     result["nbytes"] = t.nbytes
     result["counted"] = statistics.median(sent["ours"])
     result["payload_nbytes"] = ef.payload_nbytes(n)
+    timed(ours, grads[0])
     result["plan"] = str(last_plan())
+    if "dense" in ops:
+        allreduce(t.clone(), ef)  # what the measured choice takes with this compressor
+        result["chosen_plan"] = str(last_plan())
+        timed(dense, grads[0])
+        result["dense_plan"] = str(last_plan())
+        result["small"] = _small_rounds(args, rank, torch, dist, dense)
     dist.barrier()
     dist.destroy_process_group()
     if rank == 0:
         with open(args.out, "w") as f:
             json.dump(result, f)
+
+
+def _small_rounds(args, rank, torch, dist, dense) -> dict:
+    """64 KB: rounds of BURST back-to-back calls, gloo and ours interleaved; per-call seconds."""
+    n = SMALL_BYTES // 4
+    t = torch.randn(n, generator=torch.Generator().manual_seed(rank))
+    ops = {"gloo": lambda x: dist.all_reduce(x), "dense": dense}
+    for op in ops.values():  # warm-up
+        for _ in range(BURST):
+            op(t)
+    times: dict[str, list[float]] = {k: [] for k in ops}
+    for i in range(args.small_rounds):
+        for name in list(ops) if i % 2 == 0 else list(reversed(ops)):
+            t.normal_()
+            dist.barrier()
+            start = time.perf_counter()
+            for _ in range(BURST):
+                ops[name](t)
+            elapsed = (time.perf_counter() - start) / BURST
+            m = torch.tensor([elapsed], dtype=torch.float64)
+            dist.all_reduce(m, op=dist.ReduceOp.MAX)
+            times[name].append(m.item())
+    return times
 
 
 # -- driver --------------------------------------------------------------------------------
@@ -153,6 +200,7 @@ def run_pair(
     prefixes: tuple[list[str], list[str]] = ([], []),
     hosts: tuple[str, str] | None = None,
     timeout: float = 300,
+    small_rounds: int = 0,
 ) -> dict:
     """Run both ranks; return rank 0's results. Kills both and shows their stderr on failure."""
     tmp = tempfile.mkdtemp(prefix="lepton-bench-allreduce-")
@@ -171,6 +219,7 @@ def run_pair(
                 sys.executable, os.path.abspath(__file__), "--worker",
                 "--mode", mode, "--rank", str(rank), "--addr", addr, "--port", str(port),
                 "--rounds", str(rounds), "--mb", str(mb), "--out", out,
+                "--small-rounds", str(small_rounds),
             ]  # fmt: skip
             if hosts is not None:
                 cmd += ["--tx-ifname", ifnames[rank]]
@@ -234,9 +283,44 @@ def report(mode: str, setting: str, result: dict, rounds: int) -> None:
         ours.append(f"{statistics.median(tx['ours']) / 1e6:.2f} MB measured on the veth")
     sent += "; ours " + ", ".join(ours)
     lines.append(f"bytes sent per rank: {sent}")
+    if "dense" in times:
+        lines += _dense_lines(result)
     print("\n".join(lines))
-    print(f"plan: {result['plan']}")
+    print(f"plan (compressed): {result['plan']}")
+    for key, label in (("chosen_plan", "with the compressor, measured choice"),
+                       ("dense_plan", "no compressor")):  # fmt: skip
+        if key in result:
+            print(f"plan ({label}): {result[key]}")
     record("bench_allreduce", " | ".join(lines))
+
+
+def _ratios(times: dict[str, list[float]], ours: str) -> tuple[float, float, float, float, float]:
+    """(gloo median, ours median, median ratio, lowest and highest per-round ratio)."""
+    per_round = [g / o for g, o in zip(times["gloo"], times[ours])]
+    g, o = statistics.median(times["gloo"]), statistics.median(times[ours])
+    return g, o, g / o, min(per_round), max(per_round)
+
+
+def _dense_lines(result: dict) -> list[str]:
+    """The shared-memory figures: 100 MB (the rounds above) and 64 KB (bursts)."""
+    out = []
+    mb = result["nbytes"] / 1e6
+    g, o, ratio, lo, hi = _ratios(result["times"], "dense")
+    goal = DENSE_GOALS["100 MB"]
+    out.append(
+        f"allreduce(t) through shared memory, {mb:.0f} MB: {o * 1e3:.1f} ms vs gloo {g * 1e3:.1f} ms: "
+        f"{ratio:.1f}x gloo (rounds {lo:.1f}x-{hi:.1f}x; goal >= {goal:.0f}x: "
+        f"{'met' if ratio >= goal else 'NOT met'})"
+    )
+    small = result["small"]
+    g, o, ratio, lo, hi = _ratios(small, "dense")
+    goal = DENSE_GOALS["64 KB"]
+    out.append(
+        f"64 KB ({len(small['gloo'])} interleaved rounds of {BURST} back-to-back calls): "
+        f"{o * 1e6:.0f} us vs gloo {g * 1e6:.0f} us per call: {ratio:.1f}x gloo "
+        f"(rounds {lo:.1f}x-{hi:.1f}x; goal >= {goal:.0f}x: {'met' if ratio >= goal else 'NOT met'})"
+    )
+    return out
 
 
 def main() -> None:
@@ -250,6 +334,9 @@ def main() -> None:
     parser.add_argument("--burst", default="256kb", help="tc tbf burst (default 256kb)")
     parser.add_argument("--latency", default="50ms", help="tc tbf latency (default 50ms)")
     parser.add_argument("--only", choices=["loopback", "netns"], help="run one setting only")
+    parser.add_argument(
+        "--small-rounds", type=int, default=21, help="64 KB rounds on loopback (default 21)"
+    )
     # internal: one rank
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--mode", help=argparse.SUPPRESS)
@@ -271,7 +358,10 @@ def main() -> None:
 
     if args.only != "netns":
         print("loopback: 2 ranks on 127.0.0.1 (GLOO_SOCKET_IFNAME=lo)", flush=True)
-        result = run_pair("loopback", args.rounds, args.mb, "127.0.0.1", _free_port(), ("lo", "lo"))
+        result = run_pair(
+            "loopback", args.rounds, args.mb, "127.0.0.1", _free_port(), ("lo", "lo"),
+            small_rounds=args.small_rounds,
+        )  # fmt: skip
         report("loopback", "loopback", result, args.rounds)
     if args.only == "loopback":
         return

@@ -12,7 +12,12 @@ around the ring the topology chose (an all-gather of sparse or quantized
 payloads), and every rank sums them in rank order, so the result is the
 same on every rank. When ranks span hosts the plan is hierarchical: reduce
 within each host, exchange compressed payloads between the hosts' leaders,
-broadcast back. Each byte sent is counted in :mod:`lepton_nb.links`.
+broadcast back. Without a compressor, ranks that all share one host reduce
+through a shared-memory segment (:mod:`lepton_nb.shm_allreduce`): exact, in
+rank order, the same bits on every rank, and far faster than gloo's loopback
+TCP; with one, they compress only where that measured faster when the group
+formed (:attr:`lepton_nb.topology.Topology.measured`). Each byte sent is
+counted in :mod:`lepton_nb.links`.
 """
 
 from __future__ import annotations
@@ -24,39 +29,57 @@ import torch
 import torch.distributed as dist
 
 from . import links
-from .topology import Plan, Topology, discover
+from .route import Route, current, release
+from .shm_allreduce import DTYPES, ONE_STEP_BYTES, SharedGroup
+from .topology import Plan, Topology
 
 if TYPE_CHECKING:  # pragma: no cover - compress loads when a compressor is made, not here
     from .compress import Compressor, Payload
 
-OPS = ("sum", "mean")
+__all__ = [
+    "OPS", "allreduce", "comm_hook", "group_facts", "last_plan", "release", "topology",
+]  # fmt: skip
+
+OPS = ("sum", "mean", "max", "min")
 
 NOT_IN_GROUP = (
     "allreduce needs an initialized torch.distributed process group: call it inside "
     "a %%lepton_distributed cell or cluster.run(fn)"
 )
 
-_groups: dict[int, _Route] = {}  # id(default process group) -> its route
+#: The ops a compressed allreduce applies: its payloads are summed.
+COMPRESSED_OPS = ("sum", "mean")
+
+NO_COMPRESSED_OP = (
+    "op={op!r} cannot be applied to compressed payloads (they are summed): "
+    "pass compressor=None for {op!r}, or use op='sum' or 'mean'"
+)
+NOT_FLOAT = "a compressed allreduce needs a floating-point tensor, got {dtype}"
+NO_DTYPE = "allreduce reduces tensors of {dtypes}; got {dtype}"
+NO_INT_MEAN = (
+    "op='mean' of an integer tensor ({dtype}) would not be an integer: "
+    "use op='sum' and divide by the world size"
+)
+
+_REDUCE_OPS = {"sum": dist.ReduceOp.SUM, "mean": dist.ReduceOp.SUM,
+               "max": dist.ReduceOp.MAX, "min": dist.ReduceOp.MIN}  # fmt: skip
+
 _last: dict[str, Plan] = {}
 
 
-class _Route:
-    """The topology of one process group and the subgroups its plans use."""
-
-    def __init__(self, topology: Topology) -> None:
-        self.topology = topology
-        self.host_groups: dict[str, dist.ProcessGroup | None] = {}
-        self.leader_group: dist.ProcessGroup | None = None
-        hosts = topology.hosts()
-        if len(hosts) > 1:  # every rank creates every subgroup, in the same order
-            for host, members in hosts.items():
-                self.host_groups[host] = dist.new_group(sorted(members))
-            leaders = topology.plan().leaders
-            self.leader_group = dist.new_group(sorted(leaders))
-
-
 def topology() -> Topology:
-    """The topology of the current process group (discovered once per group)."""
+    """The topology of the current process group (discovered once per group).
+
+    Returns
+    -------
+    Topology
+        The group's ranks, links, whether they share memory, and what was measured.
+
+    Raises
+    ------
+    RuntimeError
+        Outside an initialized torch.distributed process group.
+    """
     return _route().topology
 
 
@@ -65,14 +88,33 @@ def last_plan() -> Plan | None:
     return _last.get("plan")
 
 
-def _route() -> _Route:
+def group_facts() -> tuple[bool, tuple[tuple[str, str, float], ...]]:
+    """What this rank's current process group knows (for :func:`lepton_nb.topology.describe`).
+
+    Returns
+    -------
+    tuple
+        ``(shared_memory, measured)``: whether its ranks reduce through a shared-memory
+        segment, and ``(link class, path, seconds)`` per path measured; ``(False, ())``
+        before the group's first collective here, or outside a group.
+    """
+    route = current()
+    if route is None:
+        return False, ()
+    topo = route.topology
+    measured = tuple(
+        (link, path, seconds) for link, paths in topo.measured.items() for path, seconds in paths.items()
+    )
+    return topo.shared_memory, measured
+
+
+def _route() -> Route:
+    route = current()
+    if route is not None:
+        return route
     if not dist.is_initialized():
         raise RuntimeError(NOT_IN_GROUP)
-    key = id(dist.group.WORLD)
-    if key not in _groups:
-        _groups.clear()  # an earlier group is gone
-        _groups[key] = _Route(discover())
-    return _groups[key]
+    return Route.form(_compressed_probe)
 
 
 def allreduce(
@@ -89,22 +131,31 @@ def allreduce(
     plan of :meth:`lepton_nb.topology.Topology.plan` (see :func:`last_plan`); the result is
     identical on every rank.
 
+    Without a compressor, ranks that all share one host reduce a CPU tensor through the
+    shared-memory segment (exact: each element summed in rank order); other ranks use
+    the backend's ``all_reduce``. With one, the plan compresses on the links in
+    ``compress_links``; on shared memory, by default, only where that measured faster.
+
     Parameters
     ----------
     t : torch.Tensor
-        A floating-point tensor, reduced in place.
+        The tensor, reduced in place: without a compressor, one of
+        :data:`lepton_nb.shm_allreduce.DTYPES` (floating-point or integer); with one,
+        floating-point.
     compressor : Compressor or None, optional
         None (the default: no compression), or a compressor from :mod:`lepton_nb.compress`
         (``TopK``, ``Int8``, ``FP16``, or one wrapped in ``ErrorFeedback``). It is applied
         on the plan's links whose class is in ``compress_links``.
     op : str, optional
-        ``"sum"`` (the default) or ``"mean"``.
+        ``"sum"`` (the default), ``"mean"``, ``"max"`` or ``"min"`` (these two without a
+        compressor only).
     key : Hashable or None, optional
         Under which key an ``ErrorFeedback`` compressor keeps this tensor's residual;
         default None: the tensor's storage.
     compress_links : frozenset of str or None, optional
         The link classes on which the compressor is applied; default None:
-        :data:`lepton_nb.topology.COMPRESS_LINKS` (all but NVLink).
+        :data:`lepton_nb.topology.COMPRESS_LINKS` (all but NVLink), on shared memory only
+        where compressing measured faster than the dense reduce.
 
     Returns
     -------
@@ -114,25 +165,42 @@ def allreduce(
     Raises
     ------
     TypeError
-        If ``t`` is not a torch tensor, or not a floating-point one.
+        If ``t`` is not a torch tensor, is of a dtype not reduced, is not floating-point
+        with a compressor, or is an integer tensor with ``op="mean"``.
     ValueError
-        If ``op`` is neither ``"sum"`` nor ``"mean"``.
+        If ``op`` is not one of :data:`OPS`, or is ``"max"`` or ``"min"`` with a compressor.
     RuntimeError
         Outside an initialized torch.distributed process group.
+    lepton_nb.shm_allreduce.RankTimeout
+        If a rank did not arrive at the shared-memory reduce within the group's timeout.
+    lepton_nb.shm_allreduce.RankLost
+        If a rank exited while the others waited for it there.
     """
     if not isinstance(t, torch.Tensor):
         raise TypeError(f"allreduce needs a torch tensor, got {type(t).__name__}")
     if op not in OPS:
         raise ValueError(f"op must be one of {OPS}, got {op!r}")
-    if not t.is_floating_point():
-        raise TypeError(f"allreduce needs a floating-point tensor, got {t.dtype}")
+    if compressor is not None:
+        if op not in COMPRESSED_OPS:
+            raise ValueError(NO_COMPRESSED_OP.format(op=op))
+        if not t.is_floating_point():
+            raise TypeError(NOT_FLOAT.format(dtype=t.dtype))
+    elif t.dtype not in DTYPES:
+        names = ", ".join(sorted(str(d).removeprefix("torch.") for d in DTYPES))
+        raise TypeError(NO_DTYPE.format(dtypes=names, dtype=t.dtype))
+    if op == "mean" and not t.is_floating_point():
+        raise TypeError(NO_INT_MEAN.format(dtype=t.dtype))
     route = _route()
-    plan = route.topology.plan(compressor, compress_links)
+    plan = route.plan(compressor, compress_links)
     _last["plan"] = plan
-    world = dist.get_world_size()
+    world = route.topology.world_size
     if world > 1:
         if compressor is None or not plan.compress:
-            _plain(t, world)
+            shared = route.shared
+            if plan.shared_memory and shared is not None and t.device.type == "cpu" and t.dtype in DTYPES:
+                _shared(t, shared, op, world)
+            else:
+                _plain(t, world, op)
         elif plan.hierarchical:
             _hierarchical(t, compressor, key, plan, route)
         else:
@@ -148,7 +216,8 @@ def comm_hook(
     """A DDP communication hook that averages each gradient bucket with :func:`allreduce`.
 
     ``model.register_comm_hook(None, comm_hook(ErrorFeedback(TopK(0.01))))``;
-    works on gloo and nccl. Each bucket keeps its own error-feedback residual.
+    works on gloo and nccl. Each bucket keeps its own error-feedback residual. With no
+    compressor, ranks on one host average each bucket through the shared-memory segment.
 
     Parameters
     ----------
@@ -173,11 +242,33 @@ def comm_hook(
     return hook
 
 
-def _plain(t: torch.Tensor, world: int) -> None:
+def _plain(t: torch.Tensor, world: int, op: str) -> None:
     """The backend's own all_reduce; counted as its ring sends: 2(W-1)/W of t per rank."""
-    dist.all_reduce(t)
+    dist.all_reduce(t, op=_REDUCE_OPS[op])
     me = dist.get_rank()
     links.count(me, (me + 1) % world, 2 * (world - 1) * t.nbytes // world)
+
+
+def _shared(t: torch.Tensor, shared: SharedGroup, op: str, world: int) -> None:
+    """Through the shared-memory segment; counted as what each peer reads of ours.
+
+    A peer reads all of a one-step tensor, and 2/W of a chunked one (its slice of our
+    copy, and our slice of the result): for two ranks, ``t.nbytes`` either way.
+    """
+    flat = t if t.is_contiguous() else t.contiguous()
+    shared.allreduce(flat, "sum" if op == "mean" else op)
+    if flat is not t:
+        t.copy_(flat)
+    nbytes = t.nbytes if t.nbytes <= ONE_STEP_BYTES else 2 * t.nbytes // world
+    me = shared.rank
+    for peer in range(world):
+        if peer != me:
+            links.count(me, peer, nbytes)
+
+
+def _compressed_probe(t: torch.Tensor, codec: Any, ring: list[int], link: str) -> None:
+    """One compressed allreduce of ``t`` around ``ring``, its bytes not counted (a probe)."""
+    _compressed(t, codec, ("lepton-probe",), ring, None, _bucket(link), count=False)
 
 
 #: Elements per bucket: large tensors are compressed and sent bucket by bucket (as DDP's
@@ -200,12 +291,13 @@ def _compressed(
     ring: list[int],
     group: dist.ProcessGroup | None,
     bucket: int,
+    count: bool = True,
 ) -> None:
     """All-gather every member's payloads around ``ring``; each sums them in rank order.
 
     Each bucket of ``t`` is compressed on its own (with its own error-feedback
     residual); its ring exchange starts at once and runs while the next bucket
-    is compressed.
+    is compressed. ``count=False`` leaves :mod:`lepton_nb.links` alone (a probe).
     """
     flat = t.view(-1) if t.is_contiguous() else t.reshape(-1)
     key = key if key is not None else ("tensor", t.data_ptr())
@@ -213,7 +305,7 @@ def _compressed(
     for i, lo in enumerate(range(0, flat.numel(), bucket)):
         part = flat[lo : lo + bucket]
         payload = compressor.compress(part, key if lo == 0 else (key, i))
-        exchanges.append(_RingExchange(payload, ring, group, tag=i))
+        exchanges.append(_RingExchange(payload, ring, group, tag=i, count=count))
         for ex in exchanges[:-1]:
             ex.advance(block=False)
     order = sorted(ring)
@@ -250,10 +342,15 @@ class _RingExchange:
     """One payload's all-gather around a ring, advanced step by step without blocking."""
 
     def __init__(
-        self, payload: Payload, ring: list[int], group: dist.ProcessGroup | None, tag: int
+        self,
+        payload: Payload,
+        ring: list[int],
+        group: dist.ProcessGroup | None,
+        tag: int,
+        count: bool = True,
     ) -> None:
         self.payload = payload
-        self.ring, self.group, self.tag = ring, group, tag
+        self.ring, self.group, self.tag, self.count = ring, group, tag, count
         self.me = dist.get_rank()
         self.pos = ring.index(self.me)
         self.next = ring[(self.pos + 1) % len(ring)]
@@ -280,7 +377,8 @@ class _RingExchange:
             dist.P2POp(dist.irecv, incoming, self.prev, self.group, tag),
         ]
         self.works = dist.batch_isend_irecv(ops)
-        links.count(self.me, self.next, self.payload.nbytes)
+        if self.count:
+            links.count(self.me, self.next, self.payload.nbytes)
 
     def advance(self, block: bool) -> None:
         """Start the next ring steps whose predecessors are done (all of them if ``block``)."""
@@ -303,7 +401,7 @@ class _RingExchange:
 
 
 def _hierarchical(
-    t: torch.Tensor, compressor: Compressor, key: Hashable | None, plan: Plan, route: _Route
+    t: torch.Tensor, compressor: Compressor, key: Hashable | None, plan: Plan, route: Route
 ) -> None:
     """Reduce within each host, exchange compressed between the leaders, broadcast back."""
     me = dist.get_rank()

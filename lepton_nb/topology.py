@@ -15,7 +15,9 @@ then orders the ranks in a ring that crosses slow links as rarely as
 possible, and :meth:`Topology.plan` says how a collective runs on it: flat
 on one host, hierarchical (reduce within each host, exchange across hosts,
 broadcast back) when the ranks span hosts, and on which links payloads are
-compressed. NVML (nvidia-ml-py) is imported only when a rank has a GPU.
+compressed. CPU ranks that all share one host reduce through a shared-memory
+segment (:mod:`lepton_nb.shm_allreduce`) unless compressing measured faster
+(:attr:`Topology.measured`). NVML (nvidia-ml-py) is imported only when a rank has a GPU.
 """
 
 from __future__ import annotations
@@ -44,6 +46,15 @@ LINK_COST: dict[str, float] = {"nvlink": 1, "pcie": 3, "shm": 3, "sys": 5, "netw
 #: (benchmarks/bench_allreduce.py).
 COMPRESS_LINKS: frozenset[str] = frozenset({"pcie", "shm", "sys", "network"})
 
+#: The dense allreduce through a shared-memory segment, as measurements and plans name it.
+SHARED_MEMORY = "shared memory"
+
+#: The backend's own all_reduce, as measurements name it.
+BACKEND = "gloo all_reduce"
+
+#: Bytes of the float32 tensor each path is timed on when the group forms.
+PROBE_BYTES = 1 << 22
+
 
 @dataclass(frozen=True)
 class RankInfo:
@@ -64,6 +75,12 @@ class RankInfo:
     gpu_links : tuple of (str, str), optional
         One ``(bus id, link class)`` pair per other GPU on this host, from NVML; default
         ``()``.
+    shared_memory : bool, optional
+        Whether the rank's process group reduces through a shared-memory segment; default
+        False.
+    measured : tuple of (str, str, float), optional
+        ``(link class, path, seconds)`` per path timed when the group formed (the slower
+        rank's, so the same on every rank); default ``()``.
     """
 
     rank: int
@@ -72,10 +89,14 @@ class RankInfo:
     socket: int | None = None  # CPU package the rank's threads run on, if only one
     gpu_bus_id: str | None = None  # PCI bus id of the rank's GPU
     gpu_links: tuple[tuple[str, str], ...] = ()  # (other GPU's bus id, link class) on this host
+    # the group's facts, not the rank's: left out of comparisons (they grow as paths are timed)
+    shared_memory: bool = field(default=False, compare=False)
+    measured: tuple[tuple[str, str, float], ...] = field(default=(), compare=False)
 
 
 def describe() -> RankInfo:
-    """Describe this process: rank, host (``LEPTON_ENGINE_HOST`` honoured), socket and GPU."""
+    """Describe this process: rank, host (``LEPTON_ENGINE_HOST`` honoured), socket, GPU, and
+    what its process group measured (:func:`lepton_nb.collective.group_facts`)."""
     facts = state.current() or {}
     rank = int(facts.get("rank", -1))
     try:
@@ -89,7 +110,19 @@ def describe() -> RankInfo:
     links: tuple[tuple[str, str], ...] = ()
     if os.environ.get("CUDA_VISIBLE_DEVICES", None) != "":
         device, bus, links = _gpu_description()
-    return RankInfo(rank, identity.host_name(), device, _socket(), bus, links)
+    shared, measured = _group_facts()
+    return RankInfo(rank, identity.host_name(), device, _socket(), bus, links, shared, measured)
+
+
+def _group_facts() -> tuple[bool, tuple[tuple[str, str, float], ...]]:
+    """The current process group's shared-memory facts, if collective is loaded (no import)."""
+    import sys
+
+    collective = sys.modules.get(f"{__package__}.collective")
+    if collective is None:
+        return False, ()
+    facts: tuple[bool, tuple[tuple[str, str, float], ...]] = collective.group_facts()
+    return facts
 
 
 def _socket() -> int | None:
@@ -176,6 +209,16 @@ class Plan:
         Whether the compressor is applied on ``ring_link``.
     compressor : str or None, optional
         The repr of the compressor asked for; default None (none).
+    shared_memory : bool, optional
+        Whether an uncompressed reduce goes through the host's shared-memory segment
+        (:mod:`lepton_nb.shm_allreduce`); default False.
+    measured : dict of str to float, optional
+        Seconds per :data:`PROBE_BYTES` allreduce on ``ring_link``, by path
+        (:data:`SHARED_MEMORY`, :data:`BACKEND`, the compressor's repr), from which the
+        plan chose; default ``{}``.
+    reason : str, optional
+        Why it compresses or not where the ranks share memory, as ``str(plan)`` says it;
+        default ``""``.
     """
 
     ring: list[int]
@@ -185,11 +228,20 @@ class Plan:
     ring_link: str  # slowest link class on the (flat) ring or between the leaders
     compress: bool  # whether the compressor is applied on ring_link
     compressor: str | None = None  # repr of the compressor asked for
+    shared_memory: bool = False  # an uncompressed reduce goes through a shared-memory segment
+    measured: dict[str, float] = field(default_factory=dict)  # path -> seconds per probe
+    reason: str = ""  # why it compresses or not, where shared memory is there
+
+    @property
+    def dense_shared(self) -> bool:
+        """Whether the reduce runs dense through the shared-memory segment."""
+        return self.shared_memory and not self.compress
 
     def __str__(self) -> str:
         how = f"compressed with {self.compressor}" if self.compress else "uncompressed"
         if not self.compressor:
             how = "uncompressed (no compressor)"
+        how += self.reason
         if self.hierarchical:
             hosts = "; ".join(f"{h}: {r}" for h, r in self.groups.items())
             return (
@@ -198,7 +250,20 @@ class Plan:
                 f"  2. exchange between leaders {self.leaders} over {self.ring_link}, {how}\n"
                 f"  3. broadcast from each leader within its host"
             )
-        return f"flat ring {self.ring} over {self.ring_link}, {how}"
+        if self.dense_shared:
+            head = (
+                f"one host: ranks {self.ring} reduce through a shared-memory segment "
+                f"over {self.ring_link}, {how}"
+            )
+        else:
+            head = f"flat ring {self.ring} over {self.ring_link}, {how}"
+        if self.measured:
+            times = ", ".join(f"{k} {v * 1e3:.2f} ms" for k, v in self.measured.items())
+            head += (
+                f"\n  measured on {self.ring_link} ({PROBE_BYTES / 2**20:.0f} MiB float32, "
+                f"slower rank): {times}"
+            )
+        return head
 
     def _repr_pretty_(self, p: PrettyPrinter, cycle: bool) -> None:
         p.text(str(self))
@@ -217,10 +282,18 @@ class Topology:
     links : dict of (int, int) to str, optional
         The link class (one of :data:`LINK_CLASSES`) of every pair of ranks ``(a, b)`` with
         ``a < b``; default ``{}``.
+    shared_memory : bool, optional
+        Whether the ranks (all on one host) have a shared-memory segment to reduce through;
+        default False.
+    measured : dict of str to dict of str to float, optional
+        link class -> path -> seconds per :data:`PROBE_BYTES` allreduce, timed when the
+        group formed (the compressed paths at their first allreduce); default ``{}``.
     """
 
     ranks: list[RankInfo]
     links: dict[tuple[int, int], str] = field(default_factory=dict)
+    shared_memory: bool = False
+    measured: dict[str, dict[str, float]] = field(default_factory=dict)
 
     @classmethod
     def from_ranks(cls, infos: list[RankInfo]) -> Topology:
@@ -234,7 +307,8 @@ class Topology:
         Returns
         -------
         Topology
-            The ranks, ordered by rank, and the link class of every pair.
+            The ranks, ordered by rank, the link class of every pair, and what their
+            process group measured (rank 0's report: the same on every rank).
         """
         infos = sorted(infos, key=lambda i: i.rank)
         links = {}
@@ -242,7 +316,11 @@ class Topology:
             for b in infos:
                 if a.rank < b.rank:
                     links[(a.rank, b.rank)] = _classify(a, b)
-        return cls(infos, links)
+        shared = len(infos) > 1 and all(i.shared_memory for i in infos)
+        measured: dict[str, dict[str, float]] = {}
+        for link, path, seconds in infos[0].measured if infos else ():
+            measured.setdefault(link, {})[path] = seconds
+        return cls(infos, links, shared, measured)
 
     @property
     def world_size(self) -> int:
@@ -340,7 +418,11 @@ class Topology:
 
         Flat around :meth:`ring` on one host; hierarchical when the ranks span hosts. The
         plan compresses when there is a compressor and the slowest link of its ring (or
-        between the hosts' leaders) is in ``compress_links``.
+        between the hosts' leaders) is in ``compress_links``. Where the ranks share a
+        shared-memory segment (:attr:`shared_memory`) and ``compress_links`` is left to
+        its default, it compresses only if that measured faster (:attr:`measured`) than the
+        dense reduce through the segment; until it is measured, the plan says so. A
+        compressor that carries the optimizer's momentum is never skipped (:func:`skippable`).
 
         Parameters
         ----------
@@ -349,27 +431,54 @@ class Topology:
             Default None: no compression.
         compress_links : frozenset of str or None, optional
             The link classes on which the compressor is applied; default None:
-            :data:`COMPRESS_LINKS`.
+            :data:`COMPRESS_LINKS`, on shared memory where it measured faster.
 
         Returns
         -------
         Plan
-            The ring, the host groups and their leaders, and whether it compresses.
+            The ring, the host groups and their leaders, whether it compresses, and whether
+            it goes through shared memory.
         """
+        by_measurement = compress_links is None and compressor is not None and skippable(compressor)
         compress_links = COMPRESS_LINKS if compress_links is None else frozenset(compress_links)
         ring = self.ring()
         groups = {h: [r for r in ring if r in members] for h, members in self.hosts().items()}
         leaders = [members[0] for members in groups.values()]
         hierarchical = len(groups) > 1
         link = self.slowest(leaders if hierarchical else ring)
+        shared = self.shared_memory and not hierarchical
+        name = None if compressor is None else repr(compressor)
+        compress = compressor is not None and link in compress_links
+        times = self.measured.get(link, {}) if shared else {}
+        wanted = (SHARED_MEMORY, BACKEND) + ((name,) if compress else ())
+        measured = {k: times[k] for k in wanted if k in times}
+        reason = ""
+        if shared and compressor is not None:
+            mine, dense = measured.get(name or ""), measured.get(SHARED_MEMORY)
+            if not compress:
+                reason = f": not on {link} (compress_links)"
+            elif not skippable(compressor):
+                reason = " (it carries the optimizer's momentum: never skipped)"
+            elif not by_measurement:
+                reason = " (compress_links)"
+            elif mine is None or dense is None:
+                reason = f" (to be measured against {SHARED_MEMORY} at its first allreduce)"
+            elif mine < dense:
+                reason = f" (measured faster than {SHARED_MEMORY})"
+            else:
+                compress = False
+                reason = f": {SHARED_MEMORY} measured faster than compressing with {name}"
         return Plan(
             ring=ring,
             groups=groups,
             leaders=leaders,
             hierarchical=hierarchical,
             ring_link=link,
-            compress=compressor is not None and link in compress_links,
-            compressor=None if compressor is None else repr(compressor),
+            compress=compress,
+            compressor=name,
+            shared_memory=shared,
+            measured=measured,
+            reason=reason,
         )
 
     def __str__(self) -> str:
@@ -384,6 +493,26 @@ class Topology:
 
     def _repr_pretty_(self, p: PrettyPrinter, cycle: bool) -> None:
         p.text(str(self))
+
+
+def skippable(compressor: Compressor) -> bool:
+    """Whether a plan may reduce dense instead of applying ``compressor`` (where that is faster).
+
+    Every compressor but one that carries the optimizer's momentum
+    (:class:`~lepton_nb.compress.MomentumCorrection`, which has ``velocities``): skipping a
+    codec or error feedback only leaves a residual untouched, skipping that one drops momentum.
+
+    Parameters
+    ----------
+    compressor : Compressor
+        The compressor asked for.
+
+    Returns
+    -------
+    bool
+        True unless ``compressor`` keeps velocities.
+    """
+    return not hasattr(compressor, "velocities")
 
 
 def _classify(a: RankInfo, b: RankInfo) -> str:

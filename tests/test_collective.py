@@ -1,5 +1,6 @@
-"""allreduce and comm_hook on real gloo process groups: the session cluster (one host)
-and four spawned processes that report two hosts (the hierarchical plan)."""
+"""allreduce and comm_hook on real gloo process groups: the session cluster (one host:
+the shared-memory path, and compression forced with ``compress_links``) and four spawned
+processes that report two hosts (the hierarchical plan)."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from lepton_nb import collective
 from lepton_nb.compress import FP16, ErrorFeedback, Int8, TopK
 from lepton_nb.engine import free_port
 from lepton_nb.links import NOTEBOOK
+from lepton_nb.topology import COMPRESS_LINKS
 
 N = 10_000
 
@@ -23,7 +25,7 @@ def _grad(rank: int) -> torch.Tensor:
     return torch.from_numpy(np.random.default_rng(rank).standard_normal(N).astype(np.float32))
 
 
-def _reduce_on_rank(compressor, op: str = "sum"):
+def _reduce_on_rank(compressor, op: str = "sum", compress_links=COMPRESS_LINKS):
     import torch.distributed as dist
 
     from lepton_nb import links
@@ -32,25 +34,90 @@ def _reduce_on_rank(compressor, op: str = "sum"):
     before = links.local_bytes()
     t = _grad(dist.get_rank())
     mine = t.clone()
-    out = allreduce(t, compressor, op)
+    out = allreduce(t, compressor, op, compress_links=compress_links)
     after = links.local_bytes()
     sent = {k: v - before.get(k, 0) for k, v in after.items() if v != before.get(k, 0)}
     return out is t, mine, t, str(last_plan()), sent
 
 
-def test_plain_allreduce_is_the_exact_sum_and_counts_ring_bytes(cluster):
+def test_plain_allreduce_goes_through_shared_memory_exactly_and_counts_ring_bytes(cluster):
     (same0, g0, r0, plan0, sent0), (_, g1, r1, _, sent1) = cluster.run(_reduce_on_rank, None)
     assert same0  # in place
-    torch.testing.assert_close(r0, g0 + g1)
-    assert torch.equal(r0, r1)
-    assert "flat ring [0, 1] over shm, uncompressed (no compressor)" in plan0
+    assert torch.equal(r0, g0 + g1) and torch.equal(r0, r1)  # exact, the same bits
+    shared = "one host: ranks [0, 1] reduce through a shared-memory segment over shm"
+    assert f"{shared}, uncompressed (no compressor)" in plan0
+    assert "measured on shm (4 MiB float32, slower rank): shared memory " in plan0
     assert sent0 == {(0, 1): N * 4} and sent1 == {(1, 0): N * 4}  # 2(W-1)/W of 40 kB
+
+
+def _dense_ops_on_rank():
+    import torch.distributed as dist
+
+    from lepton_nb.collective import allreduce, last_plan
+
+    rank, out = dist.get_rank(), {}
+    for dtype in (torch.float16, torch.bfloat16, torch.float64, torch.int8, torch.int64):
+        for op in ("sum", "max", "min") + (("mean",) if dtype.is_floating_point else ()):
+            for n in (7, 300_001):  # one step; chunked, with a remainder
+                gen = torch.Generator().manual_seed(rank * 7 + n)
+                t = (torch.randn(n, generator=gen, dtype=torch.float64) * 50).to(dtype)
+                out[(dtype, op, n)] = (t.clone(), allreduce(t, op=op).clone())
+    return out, str(last_plan())
+
+
+def test_dense_ops_and_dtypes_are_exact_in_rank_order_on_the_session_cluster(cluster):
+    (got0, plan0), (got1, _) = cluster.run(_dense_ops_on_rank)
+    for (dtype, op, n), (a, r0) in got0.items():
+        b, r1 = got1[(dtype, op, n)]
+        expected = {"sum": a + b, "mean": (a + b) / 2, "max": torch.maximum(a, b),
+                    "min": torch.minimum(a, b)}[op]  # fmt: skip
+        assert torch.equal(r0, expected), (dtype, op, n)
+        assert torch.equal(r0, r1), (dtype, op, n)
+    assert "through a shared-memory segment" in plan0
+
+
+def test_the_notebook_plan_shows_the_shared_memory_choice_and_its_measurement(cluster):
+    topo = cluster.topology
+    assert topo.shared_memory and set(topo.measured["shm"]) >= {"shared memory", "gloo all_reduce"}
+    plain = str(topo.plan(None))
+    assert "one host: ranks [0, 1] reduce through a shared-memory segment over shm" in plain
+    assert "shared memory " in plain and " ms, gloo all_reduce " in plain
+    forced = topo.plan(TopK(0.01), compress_links=COMPRESS_LINKS)
+    assert forced.compress and "flat ring [0, 1] over shm, compressed with TopK" in str(forced)
+
+
+def _measured_choice_on_rank():
+    import torch.distributed as dist
+
+    from lepton_nb.collective import allreduce, last_plan, topology
+
+    c = TopK(0.01)
+    t = _grad(dist.get_rank())
+    mine = t.clone()
+    allreduce(t, c)
+    plan = last_plan()
+    return mine, t, plan.compress, str(plan), topology().measured["shm"]
+
+
+def test_with_a_compressor_shared_memory_links_take_the_faster_measured_path(cluster):
+    (g0, r0, compress, plan0, measured), (g1, r1, compress1, _, measured1) = cluster.run(
+        _measured_choice_on_rank
+    )
+    assert measured == measured1  # the slower rank's figures: one choice everywhere
+    assert compress == compress1
+    assert compress == (measured[repr(TopK(0.01))] < measured["shared memory"])
+    assert torch.equal(r0, r1)
+    if compress:
+        assert f"compressed with {TopK(0.01)!r} (measured faster than shared memory)" in plan0
+    else:
+        assert torch.equal(r0, g0 + g1)
+        assert "shared memory measured faster than compressing with TopK" in plan0
 
 
 @pytest.mark.parametrize("op", ["sum", "mean"])
 def test_compressed_allreduce_sums_the_payloads_identically_on_every_rank(cluster, op):
     c = TopK(0.01)
-    (_, g0, r0, plan0, sent0), (_, g1, r1, _, sent1) = cluster.run(_reduce_on_rank, c, op)
+    (_, g0, r0, plan0, sent0), (_, g1, r1, _, sent1) = cluster.run(_reduce_on_rank, c, op)  # forced
     assert torch.equal(r0, r1)  # identical on every rank
     expected = torch.from_numpy(c.decompress(c.compress(g0.numpy())))
     expected += torch.from_numpy(c.decompress(c.compress(g1.numpy())))
@@ -83,7 +150,7 @@ def _error_feedback_on_rank(steps: int):
     g = _grad(dist.get_rank())
     for _ in range(steps):
         t.copy_(g)
-        sent += allreduce(t, ef, key="w")
+        sent += allreduce(t, ef, key="w", compress_links=COMPRESS_LINKS)
     return sent, g, ef.residuals["w"]
 
 
@@ -97,7 +164,7 @@ def test_error_feedback_delivers_what_it_held_back(cluster):
     )
 
 
-def _train_ddp(compressor, steps: int):
+def _train_ddp(compressor, steps: int, hook: bool = True):
     import torch.distributed as dist
     from torch.nn.parallel import DistributedDataParallel
 
@@ -107,7 +174,8 @@ def _train_ddp(compressor, steps: int):
     model = DistributedDataParallel(
         torch.nn.Sequential(torch.nn.Linear(20, 32), torch.nn.ReLU(), torch.nn.Linear(32, 1))
     )
-    model.register_comm_hook(None, comm_hook(compressor))
+    if hook:
+        model.register_comm_hook(None, comm_hook(compressor))
     opt = torch.optim.SGD(model.parameters(), lr=0.05)
     gen = torch.Generator().manual_seed(dist.get_rank())
     x = torch.randn(256, 20, generator=gen)
@@ -129,15 +197,31 @@ def test_ddp_comm_hook_trains_with_identical_weights_on_gloo(cluster, compressor
     assert losses0[-1] < 0.5 * losses0[0]
 
 
+def test_ddp_comm_hook_without_compressor_trains_like_plain_ddp(cluster):
+    (ours, ours_losses), _ = cluster.run(_train_ddp, None, 30)
+    (plain, plain_losses), _ = cluster.run(_train_ddp, None, 30, False)
+    # (a + b) / 2 through shared memory is a / 2 + b / 2 through gloo, bit for bit
+    assert all(torch.equal(a, b) for a, b in zip(ours, plain))
+    assert ours_losses == plain_losses
+
+
 def test_bad_input_is_refused_before_anything_is_sent():
     with pytest.raises(TypeError, match="needs a torch tensor, got ndarray"):
         collective.allreduce(np.zeros(3))
-    with pytest.raises(ValueError, match=r"op must be one of \('sum', 'mean'\), got 'max'"):
-        collective.allreduce(torch.zeros(3), op="max")
-    with pytest.raises(TypeError, match="floating-point tensor, got torch.int64"):
-        collective.allreduce(torch.zeros(3, dtype=torch.int64))
+    with pytest.raises(ValueError, match=r"op must be one of \('sum', 'mean', 'max', 'min'\), got 'prod'"):
+        collective.allreduce(torch.zeros(3), op="prod")
+    with pytest.raises(ValueError, match="op='max' cannot be applied to compressed payloads"):
+        collective.allreduce(torch.zeros(3), TopK(0.5), op="max")
+    with pytest.raises(TypeError, match="compressed allreduce needs a floating-point tensor, got torch.int64"):
+        collective.allreduce(torch.zeros(3, dtype=torch.int64), TopK(0.5))
+    with pytest.raises(TypeError, match=r"op='mean' of an integer tensor \(torch.int32\)"):
+        collective.allreduce(torch.zeros(3, dtype=torch.int32), op="mean")
+    with pytest.raises(TypeError, match="allreduce reduces tensors of .*; got torch.complex64"):
+        collective.allreduce(torch.zeros(3, dtype=torch.complex64))
     with pytest.raises(RuntimeError, match="needs an initialized torch.distributed"):
         collective.allreduce(torch.zeros(3))  # the notebook is not in the group
+    with pytest.raises(RuntimeError, match="needs an initialized torch.distributed"):
+        collective.allreduce(torch.zeros(3, dtype=torch.int8), op="max")
 
 
 def _spanning_worker(rank: int, world: int, port: int, out: str) -> None:
@@ -206,11 +290,11 @@ def _bucketed_on_rank(bucket: int):
     saved, collective.BUCKET = collective.BUCKET, bucket
     try:
         g = _grad(dist.get_rank())
-        topk = collective.allreduce(g.clone(), TopK(0.05))
+        topk = collective.allreduce(g.clone(), TopK(0.05), compress_links=COMPRESS_LINKS)
         half = g.clone().view(100, 100).t()  # not contiguous
-        collective.allreduce(half, FP16())
+        collective.allreduce(half, FP16(), compress_links=COMPRESS_LINKS)
         ef = ErrorFeedback(TopK(0.05))
-        collective.allreduce(g.clone(), ef, key="g")
+        collective.allreduce(g.clone(), ef, key="g", compress_links=COMPRESS_LINKS)
         return g, topk, half, sorted(ef.residuals, key=str)
     finally:
         collective.BUCKET = saved

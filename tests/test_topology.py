@@ -4,8 +4,16 @@ from __future__ import annotations
 
 import pytest
 
-from lepton_nb.compress import ErrorFeedback, TopK
-from lepton_nb.topology import COMPRESS_LINKS, RankInfo, Topology, describe, discover
+from lepton_nb.compress import ErrorFeedback, MomentumCorrection, TopK
+from lepton_nb.topology import (
+    BACKEND,
+    COMPRESS_LINKS,
+    SHARED_MEMORY,
+    RankInfo,
+    Topology,
+    describe,
+    discover,
+)
 
 
 def _cpu(rank: int, host: str, socket: int | None = 0) -> RankInfo:
@@ -26,6 +34,46 @@ def test_one_host_cpu_ranks_share_memory_and_plan_flat():
     assert f"flat ring [0, 1] over shm, compressed with {TopK(0.01)!r}" in str(plan)
     assert not topo.plan(None).compress
     assert "uncompressed (no compressor)" in str(topo.plan(None))
+
+
+def _shared(measured: dict[str, float], hosts=("a", "a")) -> Topology:
+    facts = tuple(("shm", path, s) for path, s in measured.items())
+    return Topology.from_ranks(
+        [RankInfo(r, h, "cpu", 0, shared_memory=True, measured=facts) for r, h in enumerate(hosts)]
+    )
+
+
+def test_shared_memory_plans_choose_by_what_was_measured():
+    c = TopK(0.01)
+    topo = _shared({SHARED_MEMORY: 0.001, BACKEND: 0.008, repr(c): 0.004})
+    assert topo.shared_memory and topo.measured == {"shm": {SHARED_MEMORY: 0.001, BACKEND: 0.008, repr(c): 0.004}}
+    plain = topo.plan(None)
+    assert plain.shared_memory and plain.dense_shared and not plain.compress
+    text = str(plain)
+    assert text.startswith("one host: ranks [0, 1] reduce through a shared-memory segment over shm, "
+                           "uncompressed (no compressor)")  # fmt: skip
+    assert "measured on shm (4 MiB float32, slower rank): shared memory 1.00 ms, gloo all_reduce 8.00 ms" in text
+    slower = topo.plan(c)  # compressing measured slower: dense through shared memory
+    assert not slower.compress and slower.dense_shared
+    assert f"shared memory measured faster than compressing with {c!r}" in str(slower)
+    assert f"{c!r} 4.00 ms" in str(slower)
+    forced = topo.plan(c, compress_links=frozenset({"shm"}))  # asked for: compressed anyway
+    assert forced.compress and f"flat ring [0, 1] over shm, compressed with {c!r} (compress_links)" in str(forced)
+    faster = _shared({SHARED_MEMORY: 0.01, repr(c): 0.004}).plan(c)
+    assert faster.compress and "(measured faster than shared memory)" in str(faster)
+    pending = _shared({SHARED_MEMORY: 0.001}).plan(ErrorFeedback(c))
+    assert pending.compress and "to be measured against shared memory at its first allreduce" in str(pending)
+    momentum = MomentumCorrection(c)  # never skipped: it carries the optimizer's momentum
+    kept = _shared({SHARED_MEMORY: 0.001, repr(momentum): 1.0}).plan(momentum)
+    assert kept.compress and "(it carries the optimizer's momentum: never skipped)" in str(kept)
+    off = topo.plan(c, compress_links=frozenset({"network"}))
+    assert not off.compress and "uncompressed: not on shm (compress_links)" in str(off)
+
+
+def test_ranks_on_several_hosts_never_plan_shared_memory():
+    topo = _shared({SHARED_MEMORY: 0.001}, hosts=("a", "b"))
+    assert topo.plan(None).hierarchical and not topo.plan(None).shared_memory
+    assert not Topology.from_ranks([_cpu(0, "a"), _cpu(1, "a")]).plan(None).shared_memory
 
 
 def test_two_sockets_are_a_sys_link():

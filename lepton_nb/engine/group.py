@@ -28,14 +28,20 @@ def join_group(
 ) -> dict[str, Any]:
     """(Re)join the torch.distributed process group and bind the rank names.
 
-    Any earlier group is destroyed first, so this is also how ranks rejoin
-    after a restart or a scale. gloo and NCCL use the interface that
-    :func:`lepton_nb.engine.devices.pin` named (the one that reaches the controller).
+    Any earlier group is destroyed first (its shared-memory segment freed), so this
+    is also how ranks rejoin after a restart or a scale. gloo and NCCL use the
+    interface that :func:`lepton_nb.engine.devices.pin` named (the one that reaches
+    the controller). Once joined, the ranks form the group's route together
+    (:mod:`lepton_nb.route`): its topology and, on one host, the shared-memory
+    segment of :mod:`lepton_nb.shm_allreduce`, timed against gloo.
     """
     import torch
     import torch.distributed as dist
 
+    from .. import route
+
     if dist.is_initialized():
+        route.release()
         dist.destroy_process_group()
     os.environ.update(
         MASTER_ADDR=master_addr,
@@ -58,6 +64,10 @@ def join_group(
     )
     state.set_state(rank=rank, world_size=world_size, local_rank=local_rank, device=device)
     _bind_names()
+    if backend == "gloo":
+        from .. import collective
+
+        collective.topology()  # every rank at once: the segment is made and timed now
     return {"backend": dist.get_backend(), "device": str(device)}
 
 
@@ -75,6 +85,9 @@ def leave_group() -> None:
     """Leave the process group, if any (before the engine stops)."""
     import torch.distributed as dist
 
+    from .. import route
+
+    route.release()  # the shared-memory segment, if any
     if dist.is_initialized():
         dist.destroy_process_group()
     state.clear()
