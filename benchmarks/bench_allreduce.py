@@ -14,8 +14,8 @@ figures are medians. Two settings:
   back-to-back calls, as a training loop makes them, gloo and ours interleaved
   (goal >= 10x gloo);
 - two network namespaces joined by a veth pair shaped by ``tc tbf`` to 1 Gbit/s on
-  both ends (goal >= 25x; also against DDP with torch's fp16_compress_hook). That needs root; where it is not permitted the script
-  says so and runs loopback only. The namespaces are deleted on the way out.
+  both ends (goal >= 25x; also against DDP with torch's fp16_compress_hook). That needs
+  root; where it is not permitted the script says so and runs loopback only. The namespaces are deleted on the way out.
 
 Prints medians, ratios (with their spread over the rounds), bytes per rank and the
 plans; appends one line per setting to RESULTS.md.

@@ -60,24 +60,80 @@ def meta_of(arr: np.ndarray, kind: str) -> ArrayMeta:
 PARALLEL_HASH_BYTES = 64 << 20
 
 
+def byte_view(arr: np.ndarray) -> memoryview:
+    """The bytes of a contiguous array, flat (empty for an empty array).
+
+    Parameters
+    ----------
+    arr
+        A C-contiguous array.
+
+    Returns
+    -------
+    memoryview
+        Its bytes, format ``"B"``, without a copy.
+    """
+    return arr.reshape(-1).data.cast("B") if arr.nbytes else memoryview(b"")
+
+
+def hashed_ranges(nbytes: int) -> list[tuple[int, int]]:
+    """The (start, stop) byte ranges that are hashed apart: two halves of a large array, else one.
+
+    Parameters
+    ----------
+    nbytes
+        Size of the array in bytes.
+
+    Returns
+    -------
+    list of tuple of int
+        One range, or two halves from :data:`PARALLEL_HASH_BYTES` bytes on.
+    """
+    if nbytes >= PARALLEL_HASH_BYTES:
+        half = nbytes // 2
+        return [(0, half), (half, nbytes)]
+    return [(0, nbytes)]
+
+
+def key_from(arr: np.ndarray, kind: str, digests: list[bytes]) -> str:
+    """The content key of ``arr`` from the xxh3-128 digests of its :func:`hashed_ranges`.
+
+    Parameters
+    ----------
+    arr
+        The contiguous array (its dtype and shape enter the key).
+    kind
+        What it was pushed as: ``"numpy"``, ``"torch"`` or ``"torch:bfloat16"``.
+    digests
+        ``xxh3_128`` digests of its byte ranges, in the order of :func:`hashed_ranges`.
+
+    Returns
+    -------
+    str
+        The key, as :func:`content_key` gives it.
+    """
+    body = f"{len(digests)}|".encode() + b"".join(digests)
+    return xxhash.xxh3_128_hexdigest(f"{kind}|{arr.dtype.str}|{arr.shape}|".encode() + body)
+
+
 def content_key(arr: np.ndarray, kind: str) -> str:
     """xxh3-128 over the kind, dtype, shape and the xxh3-128 of the bytes of a contiguous array."""
-    data = arr.reshape(-1).data.cast("B") if arr.nbytes else memoryview(b"")
-    if len(data) >= PARALLEL_HASH_BYTES:
-        half = len(data) // 2
-        digests: list[bytes] = [b"", b""]
+    data = byte_view(arr)
+    ranges = hashed_ranges(len(data))
+    digests: list[bytes] = [b""] * len(ranges)
 
-        def first_half() -> None:
-            digests[0] = xxhash.xxh3_128_digest(data[:half])
+    def digest(i: int) -> None:
+        start, stop = ranges[i]
+        digests[i] = xxhash.xxh3_128_digest(data[start:stop])
 
-        helper = threading.Thread(target=first_half)
+    if len(ranges) == 2:
+        helper = threading.Thread(target=digest, args=(0,))
         helper.start()
-        digests[1] = xxhash.xxh3_128_digest(data[half:])
+        digest(1)
         helper.join()
-        body = b"2|" + digests[0] + digests[1]
     else:
-        body = b"1|" + xxhash.xxh3_128_digest(data)
-    return xxhash.xxh3_128_hexdigest(f"{kind}|{arr.dtype.str}|{arr.shape}|".encode() + body)
+        digest(0)
+    return key_from(arr, kind, digests)
 
 
 def rebuild(arr: np.ndarray, meta: ArrayMeta) -> Any:

@@ -22,11 +22,12 @@ from ..cluster.job import Job
 from ..errors import RemoteError
 from ..links import NOTEBOOK, LinkCounter
 from ..names import is_name
-from . import hosts, receive, segment
+from . import hosts, messages, receive, segment
 from .channel import DataChannel
-from .codec import check_codec, detach, encode, payload_bytes
-from .content import ArrayMeta, as_array, content_key, meta_of
+from .codec import check_codec, encode, payload_bytes
+from .content import ArrayMeta, as_array, meta_of
 from .future import PushFuture
+from .local import LocalCopy, Sketch, sketch
 from .spare import Spare
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -54,6 +55,7 @@ class _Round:
     remote: dict[int, _Array] = field(default_factory=dict)  # id -> array for other hosts
     remote_users: list[tuple[int, str, int]] = field(default_factory=list)
     cached: dict[int, dict[str, str]] = field(default_factory=dict)  # what to cache on success
+    sketches: dict[int, dict[str, Sketch]] = field(default_factory=dict)  # what was pushed
 
 
 class Transfer:
@@ -73,12 +75,14 @@ class Transfer:
         self._shm_dir = shm_dir
         self.spill_dir = spill_dir
         self._cache: dict[int, dict[str, str]] = {}
+        #: rank -> name -> a sketch of the array last pushed there (to guess whether it changed)
+        self._sketches: dict[int, dict[str, Sketch]] = {}
         self.links = LinkCounter()  # bytes pushed to each rank, for cluster.link_bytes()
         self._stats = {"hits": 0, "misses": 0, "bytes_sent": 0, "bytes_saved": 0, "shared_bytes": 0}
         self._lock = threading.Lock()
         self._pending: list[PushFuture] = []
-        #: one populated spare segment, ready for the next push of new content
-        self.spare = Spare(lambda: self.cluster.running, shm_dir)
+        #: one populated spare segment for the next push of new content, and those lent to ranks
+        self.spare = Spare(lambda: self.cluster.running, shm_dir, self._local_pids)
         #: a progress bar shows once a push has taken this many seconds
         self.progress_delay = 1.0
         self._channel: DataChannel | None = None
@@ -177,6 +181,7 @@ class Transfer:
     def forget_rank(self, rank: int) -> None:
         """A rank restarted: nothing is cached there any more."""
         self._cache.pop(rank, None)
+        self._sketches.pop(rank, None)
 
     def close(self, timeout: float = 30.0) -> None:
         """Wait briefly for pushes in flight; their segments are removed either way."""
@@ -195,6 +200,11 @@ class Transfer:
         for name in values:
             if not is_name(name):
                 raise ValueError(f"{name!r} is not a Python name to bind on the ranks")
+
+    def _local_pids(self) -> list[int]:
+        """Process ids of the ranks on this host (whose mappings tell a segment is free)."""
+        table = self.cluster.ranks
+        return [r.pid for r in table if table.is_local(r) and r.pid]
 
     def _check_picklable(self, per_rank: dict[int, dict[str, Any]]) -> None:
         from ipyparallel.serialize import serialize_object
@@ -247,25 +257,22 @@ class Transfer:
 
     def _round(self, fut: PushFuture, per_rank: dict[int, dict[str, Any]], codec: str) -> None:
         table = self.cluster.ranks
-        described: dict[int, _Array | None] = {}
         payloads: dict[int, dict[str, Any]] = {}
-        rnd = _Round(ops={r: [] for r in per_rank}, cached={r: {} for r in per_rank})
-        probe_job = self._probe(per_rank)  # the ranks check their copies while we hash
-        total = sum(
-            a.arr.nbytes for a in self._describe_all(per_rank, described).values() if a is not None
-        )
-        probe = self._collect(probe_job)
-        bar = tqdm(
-            total=total,
-            unit="B",
-            unit_scale=True,
-            desc="push",
-            delay=self.progress_delay,
-            leave=False,
-        )
+        rnd = _Round(ops={r: [] for r in per_rank}, cached={r: {} for r in per_rank},
+                     sketches={r: {} for r in per_rank})  # fmt: skip
         stats = {"hits": 0, "misses": 0, "bytes_sent": 0, "bytes_saved": 0, "shared_bytes": 0}
-        segments = []
+        local = LocalCopy(self.spare, self.shm_dir, self.spill_dir)
+        sending = False  # once True, ranks may map the segments
+        bar: tqdm | None = None
         try:
+            asked = {r: [n for n in values if n in self._cache.get(r, {})]
+                     for r, values in per_rank.items()}  # fmt: skip
+            probe_job = messages.probe(self.cluster, asked)  # they check while we hash
+            described = self._describe_all(per_rank, local, rnd.sketches)
+            probe = messages.collect(self.cluster, probe_job)
+            total = sum(a.arr.nbytes for a in described.values() if a is not None)
+            bar = progress = tqdm(total=total, unit="B", unit_scale=True, desc="push",
+                                  delay=self.progress_delay, leave=False)  # fmt: skip
             for r, values in per_rank.items():
                 cache = self._cache.setdefault(r, {})
                 for name, value in values.items():
@@ -291,7 +298,7 @@ class Transfer:
             def payload(vid: int) -> dict[str, Any]:
                 if vid not in payloads:
                     payloads[vid] = encode(rnd.remote[vid].arr, codec)
-                    bar.update(rnd.remote[vid].arr.nbytes)
+                    progress.update(rnd.remote[vid].arr.nbytes)
                 return payloads[vid]
 
             for r, name, vid in direct:
@@ -307,25 +314,20 @@ class Transfer:
                 self.links.add(NOTEBOOK, copy.leader, sent)
                 rnd.ops[copy.leader].append(("unpack", copy.host, items, copy.leader_binds()))
             if rnd.local:
-                order = list(rnd.local)
-                parts = [rnd.local[i].arr for i in order]
-                offsets, size = segment.layout([p.nbytes for p in parts])
-                seg = self.spare.take(size) or segment.allocate(size, self.shm_dir, self.spill_dir)
-                assert seg is not None  # allocate spills rather than give none
-                segments.append(seg)
-                segment.write(seg, parts, offsets)
-                where = dict(zip(order, offsets))
+                where = local.place({i: info.arr for i, info in rnd.local.items()})
                 for r, name, i in rnd.local_users:
-                    info = rnd.local[i]
+                    info, (seg, offset) = rnd.local[i], where[i]
                     self.links.add(NOTEBOOK, r, info.arr.nbytes)  # what the rank maps
-                    rnd.ops[r].append(("shared", name, info.key, seg.path, where[i], info.meta))
-                shared = sum(rnd.local[i].arr.nbytes for i in order)
+                    rnd.ops[r].append(("shared", name, info.key, seg.path, offset, info.meta))
+                shared = sum(info.arr.nbytes for info in rnd.local.values())
                 stats["bytes_sent"] += shared
                 stats["shared_bytes"] += shared
-                bar.update(shared)
+                progress.update(shared)
             timeout = self.cluster.engine_timeout + total / _SLOWEST_RATE
+            sending = True
             peers = {r for c in copies for r, _, _ in c.peers()}
-            job = self._send({r: ops for r, ops in rnd.ops.items() if r not in peers}, timeout)
+            job = messages.send(self.cluster, self._channel,
+                                {r: ops for r, ops in rnd.ops.items() if r not in peers}, timeout)  # fmt: skip
             if copies:  # then the other ranks of those hosts map what their leader unpacked
                 failed = job.outcome().failures
                 if any(c.leader in failed for c in copies):
@@ -343,103 +345,74 @@ class Transfer:
                         self.links.add(NOTEBOOK, r, info.arr.nbytes)  # what the rank maps
                         rnd.ops[r].append(("shared", name, info.key, found["path"],
                                            found["offsets"][str(vid)], info.meta))  # fmt: skip
-                second = self._send({r: rnd.ops[r] for r in peers}, timeout, job)
-                self._release({c.leader: found["token"] for c in copies
-                               if (found := unpacked[c.host])})  # fmt: skip
+                second = messages.send(self.cluster, self._channel,
+                                       {r: rnd.ops[r] for r in peers}, timeout, job)  # fmt: skip
+                messages.release(self.cluster, {c.leader: found["token"] for c in copies
+                                                if (found := unpacked[c.host])})  # fmt: skip
                 job = second
             fut.set_sent()
         finally:
+            segments = local.finish(sending)
             for seg in segments:  # every rank has mapped it (or failed): let it go
                 seg.release_name()
             if segments:
                 self.spare.recycle(segments)
-            bar.close()
+            if bar is not None:
+                bar.close()
         outcome = job.outcome()
         for r, names in rnd.cached.items():
             if r in outcome.failures:
-                self._cache.pop(r, None)
+                self.forget_rank(r)
             else:
                 self._cache.setdefault(r, {}).update(names)
+                self._sketches.setdefault(r, {}).update(rnd.sketches[r])
         with self._lock:
             for k, v in stats.items():
                 self._stats[k] += v
         if outcome.failures:
             raise RemoteError(list(outcome.failures.values()), outcome.results)
 
-    def _send(self, ops: dict[int, list[tuple]], timeout: float, before: Job | None = None) -> Job:
-        """Send each rank its operations and wait; the job's outcome includes ``before``'s."""
-        # each rank that needs anything: its operations, and their buffers (or a ticket for them)
-        busy: dict[int, tuple[list[tuple], Any]] = {r: detach(o) for r, o in ops.items() if o}
-        tickets: dict[int, list[str]] = {}
-        channel = self._channel
-        if channel is not None:  # the bytes go straight to the ranks, not via the controller
-            for r, (o, blobs) in list(busy.items()):
-                if blobs:
-                    ticket = channel.offer(blobs)
-                    tickets[r] = [ticket["token"]]
-                    busy[r] = (o, ticket)
-        job = Job(self.cluster.client)
-        if busy:
-            job.apply(self.cluster.engines(list(busy)), receive.receive,
-                      args_by_rank=busy)  # fmt: skip
-            if channel is not None and tickets:
-                channel.serve(tickets, timeout, lambda: set(job.pump()))
-            if not job.wait(timeout):
-                raise TimeoutError(
-                    f"rank(s) {job.running} did not bind the pushed values within {timeout:.0f} s"
-                )
-        if before is not None:
-            job.merge(before)
-        return job
-
-    def _release(self, tokens: dict[int, str]) -> None:
-        """Let the hosts' leaders drop their hold on the segments their peers have mapped."""
-        if tokens:
-            job = Job(self.cluster.client).apply(
-                self.cluster.engines(list(tokens)), receive.release,
-                args_by_rank={r: ([t],) for r, t in tokens.items()},
-            )  # fmt: skip
-            job.wait(self.cluster.engine_timeout)
-
-    def _probe(self, per_rank: dict[int, dict[str, Any]]) -> Job | None:
-        """Ask the ranks which content they still hold intact under the names they should hold.
-
-        Sent before hashing and collected after (:meth:`_collect`), so the
-        round trip overlaps the hash.
-        """
-        asked = {
-            r: [n for n in values if n in self._cache.get(r, {})] for r, values in per_rank.items()
-        }
-        asked = {r: names for r, names in asked.items() if names}
-        if not asked:
-            return None
-        return Job(self.cluster.client).apply(
-            self.cluster.engines(list(asked)),
-            receive.holding,
-            args_by_rank={r: (names,) for r, names in asked.items()},
-        )
-
-    def _collect(self, probe: Job | None) -> dict[int, dict[str, str | None]]:
-        """rank -> {name: content key held intact, or None}; a rank that fails to answer holds nothing."""
-        if probe is None:
-            return {}
-        probe.wait(self.cluster.engine_timeout)
-        return dict(probe.outcome().results)
-
     def _describe_all(
-        self, per_rank: dict[int, dict[str, Any]], described: dict[int, _Array | None]
+        self,
+        per_rank: dict[int, dict[str, Any]],
+        local: LocalCopy,
+        sketches: dict[int, dict[str, Sketch]],
     ) -> dict[int, _Array | None]:
+        """id -> each value's array and content key, or None for a plain object.
+
+        An array likely new on a rank of this host (its name not cached there, or unlike
+        the sketch of what was last pushed under it) is copied into ``local``'s segment as
+        it is hashed. ``sketches`` gets rank -> name -> sketch for the ranks of this host.
+        """
+        found: dict[int, tuple[np.ndarray, str] | None] = {}
+        drawn: dict[int, Sketch] = {}
+        likely_new: set[int] = set()
+        for r, values in per_rank.items():
+            if not self.cluster.ranks.is_local(r):
+                continue
+            cache, before = self._cache.get(r, {}), self._sketches.get(r, {})
+            for name, value in values.items():
+                vid = id(value)
+                if vid not in found:
+                    found[vid] = self._array(value)
+                pair = found[vid]
+                if pair is None:
+                    continue
+                if vid not in drawn:
+                    drawn[vid] = sketch(pair[0])
+                sketches[r][name] = drawn[vid]
+                if name not in cache or before.get(name) != drawn[vid]:
+                    likely_new.add(vid)
         for values in per_rank.values():
             for value in values.values():
-                if id(value) in described:
-                    continue
-                found = self._array(value)
-                if found is None:
-                    described[id(value)] = None
-                else:
-                    arr, kind = found
-                    described[id(value)] = _Array(arr, content_key(arr, kind), meta_of(arr, kind))
-        return described
+                if id(value) not in found:
+                    found[id(value)] = self._array(value)
+        arrays = {vid: pair for vid, pair in found.items() if pair is not None}
+        keys = local.keys(arrays, likely_new)
+        return {
+            vid: None if pair is None else _Array(pair[0], keys[vid], meta_of(*pair))
+            for vid, pair in found.items()
+        }
 
 
 @dataclass

@@ -9,13 +9,14 @@ rank's own. Having no name, a segment can never be left behind in
 notebook's descriptor. (Where ``O_TMPFILE`` is unsupported a named file is
 used and unlinked as soon as the ranks have mapped it.)
 
-Allocating fresh shared pages costs more than copying into them, so a
-:class:`Transfer` keeps one spare segment, allocated in the background after
-each push, for the next push of new content.
+Allocating fresh shared pages costs far more than copying into them, so a
+:class:`Transfer` reuses segments the ranks have let go and keeps one spare
+populated for the next push of new content (:mod:`.spare`).
 """
 
 from __future__ import annotations
 
+import ctypes
 import errno
 import mmap
 import os
@@ -23,6 +24,7 @@ import tempfile
 import threading
 import uuid
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -30,6 +32,8 @@ import numpy as np
 SHM_DIR = "/dev/shm"
 PREFIX = "lepton-"
 PAGE = mmap.ALLOCATIONGRANULARITY
+#: madvise(2) advice that faults a range in for writing in one call (Linux 5.14 and later).
+MADV_POPULATE_WRITE = 23
 
 
 class SpillWarning(UserWarning):
@@ -111,18 +115,80 @@ def _open_unnamed(folder: str) -> tuple[int, str | None]:
     return os.open(name, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600), name
 
 
+def _madvise() -> Callable[[int, int, int], int] | None:
+    """libc's madvise through ctypes, which drops the GIL for the call; None where absent."""
+    try:
+        fn = ctypes.CDLL(None, use_errno=True).madvise
+    except (OSError, AttributeError):
+        return None
+    fn.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
+    fn.restype = ctypes.c_int
+    return fn  # type: ignore[no-any-return]
+
+
+def _populate(view: mmap.mmap, threads: int) -> None:
+    """Fault in every page of a shared mapping for writing, on ``threads`` threads, GIL released.
+
+    One ``MADV_POPULATE_WRITE`` call per thread where the kernel has it, else a
+    byte per page written with numpy (which also drops the GIL).
+    """
+    size = len(view)
+    start = ctypes.addressof(ctypes.c_char.from_buffer(view))
+    madvise = _madvise()
+    step = aligned(-(-size // threads))
+    ranges = [(off, min(step, size - off)) for off in range(0, size, step)]
+    failed: list[int] = []
+
+    def fault(off: int, n: int) -> None:
+        if madvise is not None:
+            if madvise(start + off, n, MADV_POPULATE_WRITE) == 0:
+                return
+            err = ctypes.get_errno()
+            if err not in (errno.EINVAL, errno.ENOSYS):  # an older kernel says EINVAL
+                failed.append(err)  # ENOMEM, EFAULT: no memory behind the pages
+                return
+        np.frombuffer(view, np.uint8, count=n, offset=off)[::PAGE] = 0
+
+    helpers = [threading.Thread(target=fault, args=r) for r in ranges[1:]]
+    for t in helpers:
+        t.start()
+    fault(*ranges[0])
+    for t in helpers:
+        t.join()
+    if failed:
+        raise OSError(failed[0], os.strerror(failed[0]))
+
+
+def _reserve(fd: int, size: int, threads: int) -> None:
+    """``posix_fallocate`` the whole file, in ``threads`` parts at once (each drops the GIL)."""
+    step = aligned(-(-size // threads))
+    failed: list[OSError] = []
+
+    def part(off: int) -> None:
+        try:
+            os.posix_fallocate(fd, off, min(step, size - off))
+        except OSError as e:
+            failed.append(e)
+
+    helpers = [threading.Thread(target=part, args=(off,)) for off in range(step, size, step)]
+    for t in helpers:
+        t.start()
+    part(0)
+    for t in helpers:
+        t.join()
+    if failed:
+        raise failed[0]
+
+
 def _allocate_in(folder: str, size: int, spilled: bool, background: bool = False) -> Segment:
     fd, name = _open_unnamed(folder)
     seg = Segment(fd, size, spilled, name)
+    # the background spare is made on one thread, a segment a push waits for on two
+    threads = 1 if background else 2
     try:
-        os.posix_fallocate(fd, 0, size)  # fails now (ENOSPC), not later with SIGBUS
-        if background:
-            # MAP_POPULATE would hold the GIL for the whole mapping; touching a
-            # byte per page with numpy lets the notebook's own threads run
-            seg.view = mmap.mmap(fd, size, flags=mmap.MAP_SHARED)
-            np.frombuffer(seg.view, np.uint8)[::PAGE] = 0
-        else:
-            seg.view = mmap.mmap(fd, size, flags=mmap.MAP_SHARED | getattr(mmap, "MAP_POPULATE", 0))
+        _reserve(fd, size, threads)  # fails now (ENOSPC), not later with SIGBUS
+        seg.view = mmap.mmap(fd, size, flags=mmap.MAP_SHARED)
+        _populate(seg.view, threads)
     except BaseException:
         seg.close()
         raise

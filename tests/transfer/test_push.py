@@ -50,6 +50,29 @@ def test_one_changed_byte_in_100_mb_reaches_every_rank(cluster):
     assert keys_on_ranks(cluster, "big") == [key_of(x)] * 2
 
 
+def test_back_to_back_fresh_copies_each_reach_every_rank(cluster):
+    x = np.random.default_rng(5).random(80 * 2**20 // 8)  # above the two-thread hash size
+    for i in range(3):
+        x = x.copy()  # a new array each round, one element changed
+        x[i * 1000] += 1.0
+        cluster.push({"fresh": x})  # copied into shared memory while it is hashed
+        assert keys_on_ranks(cluster, "fresh") == [key_of(x)] * 2
+    info = cluster.cache_info()
+    cluster.push({"fresh": x.copy()})  # equal bytes: the copy made meanwhile is not sent
+    assert cluster.cache_info()["hits"] == info["hits"] + 2
+    assert cluster.cache_info()["bytes_sent"] == info["bytes_sent"]
+
+
+def test_a_change_after_an_unchanged_push_is_sent(cluster):
+    x = np.arange(3_000_000, dtype=np.float64)
+    cluster.push({"steady": x})
+    cluster.push({"steady": x})  # unchanged: the next push is expected unchanged too
+    x[-1] = -1.0  # in place
+    cluster.push({"steady": x})
+    assert cluster.execute("v = float(steady[-1])", gather=["v"])["v"] == [-1.0, -1.0]
+    assert keys_on_ranks(cluster, "steady") == [key_of(x)] * 2
+
+
 def test_unchanged_data_sends_only_its_hash(cluster):
     x = np.arange(2_000_000, dtype=np.float64)
     cluster.push({"same": x})
