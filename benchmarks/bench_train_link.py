@@ -27,13 +27,13 @@ import sys
 import tempfile
 from typing import Any
 
-import numpy as np
 import torch
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 sys.path.insert(0, os.path.dirname(HERE))
 from _results import record  # noqa: E402
+from bench_train import digits  # noqa: E402 - the same split as bench_train.py
 
 from tests.hosts.rig import Rig, RigUnavailable  # noqa: E402
 
@@ -43,16 +43,6 @@ WIDTH = 20_000
 BATCH = 32  # per rank
 LR = 0.02
 SEED = 0
-
-
-def digits() -> tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]:
-    from sklearn.datasets import load_digits
-    from sklearn.model_selection import train_test_split
-
-    X, y = load_digits(return_X_y=True)
-    X = (X / 16.0).astype(np.float32)
-    X_train, X_val, y_train, y_val = train_test_split(X, y, test_size=0.2, random_state=0)
-    return (X_train, y_train), (X_val, y_val)
 
 
 def wide_cnn() -> torch.nn.Sequential:
