@@ -1,134 +1,75 @@
-"""The live monitor widget: placement, memory, link utilization and state of every rank.
+"""The live monitor widget: charts of every rank, a picture of hosts and links, events, state.
 
-``lepton_nb.monitor(cluster)`` (or ``%lepton_monitor``) shows an ipywidgets
-``HTML`` widget, so it renders in JupyterLab and in the classic Notebook with
-no extension of ours. A daemon thread redraws it from the cluster's snapshot
-every ``interval`` seconds (only when something changed) and stops when the
-cluster stops or the widget is closed, from Python or by the front end.
+``lepton_nb.monitor(cluster)`` (or ``%lepton_monitor``) shows an anywidget
+whose front end is the Lab panel's own renderer (``labextension/src/view.ts``,
+bundled into ``lepton_nb/static/monitor.js``), so it draws the same in
+JupyterLab, Notebook 7 and other front ends that run anywidget. The Python
+side draws nothing: a daemon thread sends each snapshot the collector
+publishes (every ``metrics_interval``), once, as a custom message, and the
+browser keeps the history. It stops when the cluster stops (after a
+``gone`` message) or the widget is closed, from Python or by the front end.
 """
 
 from __future__ import annotations
 
-import html
 import logging
 import sys
 import threading
-import time
 import types
+from functools import cache
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import ipywidgets
-from traitlets import Bunch, Float, validate
+import anywidget
+from traitlets import Bunch, Float, Unicode, validate
 
 from .cluster import NO_CLUSTER
 from .errors import ClusterError
-from .units import size
 
 if TYPE_CHECKING:  # pragma: no cover
     from .cluster import Cluster
-    from .metrics.snapshot import Snapshot
 
 log = logging.getLogger(__name__)
 
 BAD_INTERVAL = "The monitor's interval must be at least {min:g} s (got {value!r})"
+NOT_BUILT = (
+    "The monitor's front end is not built ({path} is missing): reinstall lepton_nb "
+    "(make install, or pip install -e .) without LEPTON_SKIP_JS=1"
+)
 MIN_INTERVAL = 0.1
-_COLORS = {"idle": "#2e7d32", "busy": "#1565c0", "dead": "#c62828", "restarting": "#ef6c00"}
+#: Where the build puts the bundled front end (npm run build:widget in labextension/).
+STATIC = Path(__file__).parent / "static"
 _METHODS = ("update", "request_state", "custom")
 
 
-def _memory_cell(memory: dict[str, Any] | None) -> str:
-    if not memory:
-        return "n/a"
-    used, total = memory["used"], memory.get("total")
-    pct = 100.0 * used / total if total else 0.0
-    label = f"{size(used)} / {size(total)}" if total else size(used)
-    return (
-        f'<div class="lepton-memory" data-bytes="{int(used)}" title="{memory["kind"]} memory" '
-        'style="position:relative;width:160px;height:16px;background:#eee;border-radius:3px">'
-        f'<div style="width:{min(pct, 100):.1f}%;height:100%;background:#64b5f6;'
-        'border-radius:3px"></div>'
-        '<span style="position:absolute;left:4px;top:0;font-size:11px;line-height:16px">'
-        f"{html.escape(label)}</span></div>"
-    )
+@cache
+def _front_end(name: str) -> str:
+    path = STATIC / name
+    try:
+        return path.read_text()
+    except FileNotFoundError:
+        raise ClusterError(NOT_BUILT.format(path=path)) from None
 
 
-def _rank_rows(snap: Snapshot) -> str:
-    rows = []
-    for r in snap["ranks"]:
-        state = r["state"]
-        device = r["device"] if r.get("gpu") is None else f"{r['device']} (GPU {r['gpu']})"
-        cpu = r.get("cpu_percent")
-        rows.append(
-            f'<tr class="lepton-rank" data-rank="{r["rank"]}"><td>{r["rank"]}</td>'
-            f"<td>{html.escape(str(r.get('host')))}</td><td>{html.escape(device)}</td>"
-            f'<td><span class="lepton-state" style="color:{_COLORS.get(state, "#555")};'
-            f'font-weight:bold">{state}</span></td>'
-            f"<td>{_memory_cell(r.get('memory'))}</td>"
-            f"<td>{'n/a' if cpu is None else f'{cpu:.0f}%'}</td></tr>"
-        )
-    head = "".join(f"<th>{c}</th>" for c in ("rank", "host", "device", "state", "memory", "CPU"))
-    return f'<table class="lepton-ranks"><tr>{head}</tr>{"".join(rows)}</table>'
+class Monitor(anywidget.AnyWidget):
+    """A live view of one cluster; sends each new snapshot until closed or the cluster stops."""
 
-
-def _link_matrix(snap: Snapshot) -> str:
-    ranks = [r["rank"] for r in snap["ranks"]]
-    links = {(x["src"], x["dst"]): x for x in snap["links"]}
-    top = max([x["rate"] for x in links.values()] + [1.0])
-    sources = ([-1] if any(s == -1 for s, _ in links) else []) + ranks
-    head = "<tr><th>from \\ to</th>" + "".join(f"<th>{d}</th>" for d in ranks) + "</tr>"
-    body = []
-    for s in sources:
-        cells = []
-        for d in ranks:
-            x = links.get((s, d))
-            if s == d or x is None:
-                cells.append('<td style="color:#aaa">·</td>')
-                continue
-            shade = 0.08 + 0.6 * x["rate"] / top
-            cells.append(
-                f'<td class="lepton-link" data-src="{s}" data-dst="{d}" '
-                f'title="{size(x["bytes"])} in all" '
-                f'style="background:rgba(21,101,192,{shade:.2f})">{size(x["rate"], "B/s")}'
-                f'<div style="font-size:10px;color:#555">{size(x["bytes"])}</div></td>'
-            )
-        name = "notebook" if s == -1 else str(s)
-        body.append(f"<tr><th>{name}</th>{''.join(cells)}</tr>")
-    return f'<table class="lepton-links">{head}{"".join(body)}</table>'
-
-
-def render(snap: Snapshot | None, stopped: bool = False) -> str:
-    """The widget's HTML for a snapshot (see ``lepton_nb.metrics.snapshot``)."""
-    if snap is None:
-        return "<div class='lepton-monitor'><b>Lepton</b>: no cluster</div>"
-    when = time.strftime("%H:%M:%S", time.localtime(snap["time"]))
-    title = (
-        f"<b>Lepton cluster {html.escape(snap['cluster'])}</b>: {snap['world_size']} ranks, "
-        f"{html.escape(str(snap.get('backend', '')))}, "
-        + ("<b>stopped</b>" if stopped else f"updated {when}")
-    )
-    return (
-        f"<div class='lepton-monitor' style='font-size:12px'><div>{title}</div>"
-        f"{_rank_rows(snap)}<div style='margin-top:6px'>link utilization, bytes/s</div>"
-        f"{_link_matrix(snap)}</div>"
-    )
-
-
-class Monitor(ipywidgets.HTML):
-    """A live view of one cluster; redrawn by a daemon thread until closed or the cluster stops."""
-
-    interval = Float(0.5, help="Seconds between two redraws.")
-    value: str  # the HTML shown: ipywidgets.HTML's synced trait (ipywidgets has no type hints)
+    interval = Float(0.5, help="Seconds between two looks for a new snapshot.")
+    cluster_id = Unicode(help="The cluster shown.").tag(sync=True)
 
     def __init__(self, cluster: Cluster, interval: float = 0.5) -> None:
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
         if not cluster.running or cluster.collector is None:
             raise ClusterError(NO_CLUSTER)
-        super().__init__(interval=interval)
+        cls = type(self)
+        cls._esm, cls._css = _front_end("monitor.js"), _front_end("monitor.css")
+        super().__init__(interval=interval, cluster_id=cluster.cluster_id)
         self.cluster = cluster
-        self.redraws = 0
-        self._last = cluster.collector.snapshot()
-        self._draw(self._last)
+        #: snapshots sent to the front end so far
+        self.sent = 0
+        self._seq: int | None = None
+        self._send_new()
         if self.comm is not None:
             self.comm.on_close(lambda msg: self._stop())
         self._thread = threading.Thread(target=self._loop, name="lepton-monitor", daemon=True)
@@ -143,41 +84,41 @@ class Monitor(ipywidgets.HTML):
 
     @property
     def running(self) -> bool:
-        """True while the widget still redraws."""
+        """True while the widget still sends snapshots."""
         return self._thread is not None and self._thread.is_alive()
 
     def wait(self, timeout: float | None = None) -> bool:
-        """Wait up to ``timeout`` s for the redraws to end (cluster stopped, widget closed).
+        """Wait up to ``timeout`` s for the sending to end (cluster stopped, widget closed).
 
-        True once they have ended.
+        True once it has ended.
         """
         if self._thread is not None and self._thread is not threading.current_thread():
             self._thread.join(timeout)
         return not self.running
 
-    def _draw(self, snap: Snapshot | None, stopped: bool = False) -> None:
-        text = render(snap, stopped)
-        if text != self.value:
-            self.value = text
-            self.redraws += 1
+    def _send_new(self) -> None:
+        collector = self.cluster.collector
+        snap = None if collector is None else collector.published
+        if snap is not None and snap.get("seq") != self._seq:
+            self._seq = snap.get("seq")
+            self.send(snap)
+            self.sent += 1
 
     def _loop(self) -> None:
         while not self._stopping.wait(self.interval):
-            collector = self.cluster.collector
-            if collector is None or not self.cluster.running:
-                self._draw(self._last, stopped=True)
+            if self.cluster.collector is None or not self.cluster.running:
+                self.send({"type": "gone", "cluster": self.cluster_id})
                 return
             try:
-                self._last = collector.snapshot()
-                self._draw(self._last)
-            except Exception:  # keep drawing; say what went wrong once per redraw
-                log.exception("the lepton monitor could not redraw")
+                self._send_new()
+            except Exception:  # keep sending; say what went wrong each time
+                log.exception("the lepton monitor could not send a snapshot")
 
     def _stop(self) -> None:
         self._stopping.set()
 
     def close(self) -> None:
-        """Stop redrawing and close the widget."""
+        """Stop sending and close the widget."""
         self._stop()
         self.wait(5)
         super().close()
@@ -202,9 +143,11 @@ class Monitor(ipywidgets.HTML):
 def monitor(cluster: Cluster | None = None, interval: float = 0.5) -> Monitor:
     """A live :class:`Monitor` of ``cluster`` (default: the cluster the magics use).
 
-    Display it as the last expression of a cell, or with ``display()``. It redraws
-    every ``interval`` seconds (only when something changed) until the cluster
-    stops or the widget is closed.
+    Display it as the last expression of a cell, or with ``display()``. Per rank it
+    charts memory, utilization and bytes/s sent over the last 5 minutes (click a rank
+    for a larger chart), draws the hosts, ranks and links, and lists the events
+    (cells, pushes, ranks that died or restarted), until the cluster stops or the
+    widget is closed. The Lab panel "Lepton" draws the same.
 
     Parameters
     ----------
@@ -212,18 +155,19 @@ def monitor(cluster: Cluster | None = None, interval: float = 0.5) -> Monitor:
         The cluster to watch; default ``None``: the cluster the magics use (the last one
         started and not stopped).
     interval : float, optional
-        Seconds between two redraws, at least 0.1; default 0.5.
+        Seconds between two looks for a new snapshot, at least 0.1; default 0.5 (the
+        snapshots themselves come every ``metrics_interval``).
 
     Returns
     -------
     Monitor
-        The widget, already redrawing.
+        The widget, already sending.
 
     Raises
     ------
     ClusterError
-        When there is no running cluster (or ``cluster`` is not running), or ``interval`` is
-        under 0.1 s.
+        When there is no running cluster (or ``cluster`` is not running), ``interval`` is
+        under 0.1 s, or the front end was not built (``LEPTON_SKIP_JS=1``).
     """
     if cluster is None:
         from .cluster import get_cluster

@@ -1,4 +1,9 @@
-"""The monitor widget through a comm: comm.create_comm is overridden to record what is sent."""
+"""The monitor widget through a comm: comm.create_comm is overridden to record what is sent.
+
+The widget draws nothing in Python: it sends each snapshot the collector
+publishes, once, as an anywidget custom message; the browser keeps the history
+and draws it (tests/browser/ look at the drawing).
+"""
 
 import logging
 import re
@@ -11,9 +16,12 @@ from comm.base_comm import BaseComm
 
 import lepton_nb
 from lepton_nb import ClusterError
-from lepton_nb.monitor import BAD_INTERVAL, Monitor, render
+from lepton_nb.monitor import BAD_INTERVAL, STATIC, Monitor
 
-pytestmark = pytest.mark.slow
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.labextension,  # the widget's front end is the bundled renderer
+]
 
 
 class RecordingComm(BaseComm):
@@ -28,13 +36,17 @@ class RecordingComm(BaseComm):
         with self.lock:
             self.sent.append((msg_type, data or {}, time.monotonic()))
 
-    def updates(self):
+    def custom(self):
+        """(time, content) of each custom message: the snapshots and the final ``gone``."""
         with self.lock:
             return [
-                (t, d["state"]["value"])
+                (t, d["content"])
                 for kind, d, t in self.sent
-                if kind == "comm_msg" and d.get("method") == "update" and "value" in d["state"]
+                if kind == "comm_msg" and d.get("method") == "custom"
             ]
+
+    def snapshots(self):
+        return [(t, c) for t, c in self.custom() if c.get("type") == "snapshot"]
 
 
 @pytest.fixture
@@ -49,43 +61,68 @@ def comms(monkeypatch):
     return made
 
 
-def _memory(value, rank):
-    row = re.search(rf'data-rank="{rank}".*?data-bytes="(\d+)"', value, re.S)
-    return int(row.group(1))
+def _wait_for(predicate, timeout=20.0, what="condition"):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.05)
+    pytest.fail(f"timed out after {timeout} s waiting for {what}")
 
 
-def test_it_shows_placement_memory_state_and_updates_twice_a_second(cluster, comms):
-    w = lepton_nb.monitor(cluster, interval=0.5)
+def test_it_sends_each_published_snapshot_once_with_the_bundled_front_end(cluster, comms):
+    w = lepton_nb.monitor(cluster, interval=0.2)
     try:
         opened = comms[-1]
         assert opened.sent[0][0] == "comm_open"
-        assert w.value.count('class="lepton-rank"') == 2
-        for p in cluster.placement:
-            assert p["host"] in w.value
-        time.sleep(3.2)
-        assert len(opened.updates()) >= 3  # at least 1 Hz
-        assert re.search(r"lepton-state[^>]*>(idle|busy)<", w.value)
-        assert "lepton-links" in w.value
+        state = opened.sent[0][1]["state"]
+        assert state["_esm"] == (STATIC / "monitor.js").read_text()
+        assert state["_css"] == (STATIC / "monitor.css").read_text()
+        assert state["cluster_id"] == cluster.cluster_id
+        _wait_for(lambda: len(opened.snapshots()) >= 5, what="5 snapshots")
+        snaps = [c for _, c in opened.snapshots()]
+        seqs = [s["seq"] for s in snaps]
+        assert seqs == sorted(set(seqs)), "a snapshot sent twice or out of order"
+        last = snaps[-1]
+        assert last["cluster"] == cluster.cluster_id and last["world_size"] == 2
+        assert [r["rank"] for r in last["ranks"]] == [0, 1]
+        for row, p in zip(last["ranks"], cluster.placement):
+            assert row["host"] == p["host"] and row["state"] in ("idle", "busy")
+            assert row["series"]["memory"] > 0 and row["utilization_kind"] == "cpu"
+        assert last["notebook"] == {"host": cluster.ranks.notebook_host}
+        assert isinstance(last["events"], list)
     finally:
         w.close()
     assert not w.running
     assert opened.sent[-1][0] == "comm_close"
 
 
-def test_it_moves_while_a_cell_runs(cluster, comms):
-    w = Monitor(cluster, interval=0.25)
+def test_it_moves_while_a_cell_runs_and_tells_the_cell(cluster, comms):
+    w = Monitor(cluster, interval=0.1)
     try:
-        before = _memory(w.value, 0)
+        _wait_for(lambda: comms[-1].snapshots(), what="a first snapshot")
         t0 = time.monotonic()
         cluster.execute(
             "import numpy as np, time\n_m = np.ones(40_000_000)\ntime.sleep(2)\ndel _m",
             stream=False,
         )
         t1 = time.monotonic()
-        during = [v for t, v in comms[-1].updates() if t0 < t < t1]
-        assert len(during) >= 3
-        assert max(_memory(v, 0) for v in during) > before + 200_000_000
-        assert any(">busy<" in v for v in during)
+        during = [c for t, c in comms[-1].snapshots() if t0 < t < t1]
+        assert len(during) >= 3  # snapshots go out while the notebook waits on the cell
+        first = [c for t, c in comms[-1].snapshots() if t < t0][-1]["ranks"][0]["series"]["memory"]
+        assert max(s["ranks"][0]["series"]["memory"] for s in during) > first + 200_000_000
+        assert any(r["state"] == "busy" for s in during for r in s["ranks"])
+        _wait_for(
+            lambda: any(
+                e["kind"] == "cell_ended" for _, s in comms[-1].snapshots() for e in s["events"]
+            ),
+            what="the cell's end in a snapshot",
+        )
+        events = {e["id"]: e for _, s in comms[-1].snapshots() for e in s["events"]}
+        kinds = [e["kind"] for e in sorted(events.values(), key=lambda e: e["id"])]
+        assert kinds[-2:] == ["cell_started", "cell_ended"]
+        assert "import numpy as np, time" in events[max(events)]["text"]
     finally:
         w.close()
 
@@ -93,19 +130,17 @@ def test_it_moves_while_a_cell_runs(cluster, comms):
 def test_closing_from_the_front_end_stops_it(cluster, comms):
     w = Monitor(cluster, interval=0.2)
     comms[-1].handle_close({"content": {"data": {}}})
-    deadline = time.monotonic() + 5
-    while w.running and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert not w.running
+    _wait_for(lambda: not w.running, 5, "the thread to stop")
     w.close()
 
 
-def test_it_stops_when_the_cluster_stops(make_cluster, comms):
+def test_it_says_gone_when_the_cluster_stops(make_cluster, comms):
     c = make_cluster(n=1)
     w = Monitor(c, interval=0.2)
+    cid = c.cluster_id
     c.stop()
     assert w.wait(5) and not w.running
-    assert "<b>stopped</b>" in w.value
+    assert comms[-1].custom()[-1][1] == {"type": "gone", "cluster": cid}
     w.close()
 
 
@@ -121,17 +156,17 @@ def test_malformed_comm_messages_are_logged_and_ignored(cluster, comms, caplog):
             {"content": {"data": {"method": "explode"}}},
             {"content": {"data": {"method": "update", "state": {"interval": -1}}}},
             {"content": {"data": {"method": "update", "state": "nonsense"}}},
-            {"content": {"data": {"method": "update", "state": {"value": 5}}}},
+            {"content": {"data": {"method": "update", "state": {"no_such_trait": 5}}}},
         ):
             c.handle_msg(bad)
         assert caplog.text.count("ignored a malformed comm message") == 7
         assert w.interval == 0.2
-        n = len(c.updates())
-        time.sleep(1.0)
-        assert w.running and len(c.updates()) > n  # still drawing
+        n = len(c.snapshots())
+        _wait_for(lambda: len(c.snapshots()) > n, 5, "a snapshot after the bad messages")
+        assert w.running
         c.handle_msg({"content": {"data": {"method": "request_state"}}, "buffers": []})
         full = [d["state"] for kind, d, _ in c.sent[-3:] if kind == "comm_msg"]
-        assert any(s.get("_model_name") == "HTMLModel" and "value" in s for s in full)
+        assert any(s.get("_model_name") == "AnyModel" and "_esm" in s for s in full)
     finally:
         w.close()
 
@@ -143,32 +178,24 @@ def test_bad_interval_and_no_cluster(cluster, comms):
         Monitor(lepton_nb.Cluster())
 
 
-def test_render():
-    assert "no cluster" in render(None)
-    snap = {
-        "cluster": "c<1>",
-        "time": 0.0,
-        "world_size": 2,
-        "backend": "gloo",
-        "ranks": [
-            {
-                "rank": 0,
-                "host": "h",
-                "device": "cuda:0",
-                "gpu": 3,
-                "state": "busy",
-                "memory": {"kind": "gpu", "used": 2e9, "total": 8e9},
-                "cpu_percent": 50.0,
-            },
-            {"rank": 1, "host": "h", "device": "cpu", "gpu": None, "state": "dead", "memory": None},
-        ],
-        "links": [
-            {"src": -1, "dst": 1, "bytes": 5e6, "rate": 1.5e6},
-            {"src": 0, "dst": 1, "bytes": 1e9, "rate": 3e8},
-        ],
-    }
-    out = render(snap, stopped=True)
-    assert "c&lt;1&gt;" in out and "<b>stopped</b>" in out
-    assert "cuda:0 (GPU 3)" in out and "2.0 GB / 8.0 GB" in out and "width:25.0%" in out
-    assert ">dead<" in out and "n/a" in out
-    assert "<th>notebook</th>" in out and "300.0 MB/s" in out and "1.5 MB/s" in out
+def test_metrics_history_is_the_series_of_the_published_snapshots(cluster, comms):
+    w = Monitor(cluster, interval=0.1)
+    try:
+        _wait_for(lambda: len(comms[-1].snapshots()) >= 4, what="4 snapshots")
+        sent = [c for _, c in comms[-1].snapshots()]
+        history = cluster.metrics_history(seconds=300)
+        assert sorted(history) == [0, 1]
+        for rank, series in history.items():
+            assert set(series) == {"time", "memory", "utilization", "sent"}
+            assert len({len(v) for v in series.values()}) == 1  # one point per snapshot
+            points = dict(zip(series["time"], series["memory"]))
+            # every snapshot the widget sent is a point of the history, with the same value
+            for snap in sent:
+                assert points[snap["time"]] == snap["ranks"][rank]["series"]["memory"]
+        short = cluster.metrics_history(seconds=0.3)
+        assert 1 <= len(short[0]["time"]) < len(history[0]["time"])
+    finally:
+        w.close()
+    for bad in (0, -1, 301, "5", True, None):
+        with pytest.raises(ValueError, match="seconds must be"):
+            cluster.metrics_history(seconds=bad)

@@ -22,7 +22,9 @@ from traitlets.config import Config
 from .. import _nvml, links, topology
 from ..errors import ClusterError, DeadRankError, RankState
 from ..metrics.collector import Collector
+from ..metrics.history import KEEP_S as HISTORY_S
 from ..tasks.methods import TaskMethods
+from ..topology import Topology
 from ..transfer.future import PushFuture
 from ..transfer.push import Transfer
 from . import group, launchers, pinning, run
@@ -261,6 +263,11 @@ class Cluster(TaskMethods, ClusterOptions):
         """
         if self._topology is None:
             self._topology = topology.discover(self)
+        return self._topology
+
+    @property
+    def known_topology(self) -> Topology | None:
+        """The topology if already discovered for this process group, else None (never discovers)."""
         return self._topology
 
     def link_bytes(self) -> links.LinkBytes:
@@ -717,7 +724,19 @@ class Cluster(TaskMethods, ClusterOptions):
         TimeoutError
             When ranks did not bind the values in time (likewise).
         """
-        return self.transfer.push(values, ranks, block, compression)
+        collector = self._collector
+        ended = collector.events.started("push", f"push of {', '.join(values)}") if collector else None
+        try:
+            future = self.transfer.push(values, ranks, block, compression)
+        except BaseException:
+            if ended:
+                ended("failed")
+            raise
+        if ended and future is None:
+            ended("ended")
+        elif ended and future is not None:
+            future.add_done_callback(lambda f: ended("ended" if f.ok() else "failed"))
+        return future
 
     def pull(self, name: str, rank: int = 0) -> Any:
         """The value of ``name`` on ``rank``.
@@ -805,6 +824,40 @@ class Cluster(TaskMethods, ClusterOptions):
         self._require()
         assert self._collector is not None
         return self._collector.ranks(wait=2 * self.metrics_interval + 2.0)
+
+    def metrics_history(self, seconds: float = 300) -> dict[int, dict[str, list[Any]]]:
+        """Each rank's monitor series over the last ``seconds``, from the notebook's collector.
+
+        The same points the monitor's charts show, one per published snapshot
+        (every ``metrics_interval``), kept for the last 300 s.
+
+        Parameters
+        ----------
+        seconds : float, optional
+            How far back, in seconds: more than 0 and at most 300; default 300.
+
+        Returns
+        -------
+        dict of int to dict
+            ``{rank: {"time": [...], "memory": [...], "utilization": [...], "sent": [...]}}``:
+            epoch seconds; bytes (GPU memory on GPU ranks, else the RSS); % (GPU
+            utilization, else CPU); bytes/s sent. A value is None where the rank had
+            not reported yet.
+
+        Raises
+        ------
+        ValueError
+            When ``seconds`` is not a number in (0, 300].
+        ClusterError
+            When the cluster is not running.
+        """
+        if isinstance(seconds, bool) or not isinstance(seconds, (int, float)):
+            raise ValueError(f"seconds must be a number, got {seconds!r}")
+        if not 0 < seconds <= HISTORY_S:
+            raise ValueError(f"seconds must be more than 0 and at most {HISTORY_S:g}, got {seconds}")
+        self._require()
+        assert self._collector is not None
+        return self._collector.history(float(seconds))
 
     def status(self) -> StatusTable:
         """A table of every rank: engine, host, pid, device, memory used/total, state."""

@@ -217,13 +217,31 @@ def run_cell(
             cluster.use_backend(backend)
         cluster.transfer.wait_sent()  # values pushed without blocking arrive first
         output = RankOutput(stream=stream)
-        job = Job(cluster.client, output).execute(cluster.engines(selected), code)
-        failures, timed_out, note = _finish(cluster, job, timeout)
+        collector = cluster.collector
+        ended = collector.events.started("cell", _cell_name(code)) if collector else None
+        try:
+            job = Job(cluster.client, output).execute(cluster.engines(selected), code)
+            failures, timed_out, note = _finish(cluster, job, timeout)
+        except BaseException:
+            if ended:
+                ended("interrupted")
+            raise
+        if ended:
+            ended(f"failed on rank(s) {sorted(failures)}" if failures else "ended")
         ok = [r for r in selected if r not in failures]
         values = _gather(cluster, ok, list(gather), failures) if gather else {r: {} for r in ok}
     if failures:
         _raise(failures, values, note, timeout, timed_out)
     return {name: [values[r][name] for r in selected] for name in gather}
+
+
+def _cell_name(code: str) -> str:
+    """How the monitor names a cell: its first line that is not blank or a comment."""
+    for line in code.splitlines():
+        line = line.strip()
+        if line and not line.startswith("#"):
+            return f"cell `{line[:60]}`"
+    return "cell"
 
 
 def _gather(

@@ -32,6 +32,8 @@ import zmq
 from ..cluster.job import Job
 from ..links import LinkRates, LinkRow
 from . import runtime, sampler, snapshot, wire
+from .events import Events
+from .history import History, RankHistory
 from .refusals import Refusals
 from .snapshot import HubView, Sample, Snapshot
 
@@ -60,6 +62,11 @@ class Collector(threading.Thread):
         self.received = 0
         #: the messages refused so far (``refused.count``), logged once per flood
         self.refused = Refusals(log, "dropped a malformed metrics message")
+        #: what happened (cells, pushes, deaths, restarts), sent with each snapshot
+        self.events = Events()
+        self._history = History(interval)
+        #: the last snapshot published (with its ``seq`` and ``events``), None before the first
+        self.published: Snapshot | None = None
         self._replays = wire.Replays()
         self._published = itertools.count(1)  # the seq of each snapshot published
         self._samples: dict[int, tuple[float, Sample]] = {}
@@ -242,8 +249,18 @@ class Collector(threading.Thread):
         self._notebook_rows = self._links.rows()  # rates over one interval, in this thread
         snap = self.snapshot()
         if snap is not None:
-            snap.update(sender=self.cluster_id, seq=next(self._published))
+            self.events.track(snap["ranks"])
+            self._history.add(snap)
+            snap.update(
+                sender=self.cluster_id, seq=next(self._published), events=self.events.recent()
+            )
             self._pub.send_multipart(wire.sign(self.key, snap))
+            self.published = snap
+
+    def history(self, seconds: float) -> dict[int, RankHistory]:
+        """Each rank's series over the last ``seconds`` of published snapshots
+        (see :class:`.history.History`)."""
+        return self._history.read(seconds)
 
     # -- reading ---------------------------------------------------------
     def snapshot(self, hub: HubView | None = None) -> Snapshot | None:
@@ -265,6 +282,7 @@ class Collector(threading.Thread):
             max(DEAD_AFTER_S, 10 * self.interval),
             {"backend": cluster.backend, "interval": self.interval, "running": cluster.running},
             hub,
+            cluster.known_topology,
         )
 
     def ranks(self, wait: float = 0.0, hub: HubView | None = None) -> list[dict[str, Any]]:

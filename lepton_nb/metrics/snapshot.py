@@ -18,9 +18,13 @@ from .wire import VERSION, BadMessage, is_int, is_number
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..cluster.ranks import RankTable
+    from ..topology import Topology
 
 #: The states a rank can be in: the values of :class:`lepton_nb.errors.RankState`.
 STATES = tuple(s.value for s in RankState)
+
+#: The series the monitor charts for each rank, one point per snapshot (a row's ``series``).
+SERIES: tuple[str, ...] = ("memory", "utilization", "sent")
 
 #: A rank's sample as its sampler sent it (JSON: see :mod:`.sampler`).
 Sample = dict[str, Any]
@@ -158,6 +162,45 @@ def memory(sample: Sample | None) -> dict[str, Any] | None:
     return None
 
 
+def series(sample: Sample | None, rank: int) -> tuple[dict[str, float | None], str]:
+    """A rank's point of each :data:`SERIES`, and whose utilization it is (``"gpu"`` or ``"cpu"``).
+
+    ``memory``: the bytes its memory bar shows (:func:`memory`: GPU memory on GPU
+    ranks, else the RSS); ``utilization``: the GPU's utilization in % where NVML
+    reads it, else the process's CPU %; ``sent``: bytes/s the rank sent on all its
+    links. None where the sample does not say (no sample yet).
+    """
+    nvml = (sample or {}).get("nvml") or {}
+    kind = "gpu" if nvml.get("utilization") is not None else "cpu"
+    if not sample:
+        return {"memory": None, "utilization": None, "sent": None}, kind
+    used = memory(sample)
+    util = nvml["utilization"] if kind == "gpu" else sample.get("cpu_percent")
+    sent = sum(float(r[3]) for r in sample.get("links") or [] if int(r[0]) == rank)
+    return {
+        "memory": None if used is None else float(used["used"]),
+        "utilization": None if util is None else float(util),
+        "sent": sent,
+    }, kind
+
+
+def link_class(table: RankTable, src: int, dst: int, topology: Topology | None = None) -> str:
+    """The class of the link ``src`` -> ``dst`` (``-1``: the notebook), as the monitor colours it.
+
+    Between ranks, the discovered topology's class where there is one; else
+    ``network`` across hosts and ``shm`` within one. From the notebook: ``shm``
+    to a rank on its own host, else ``network``.
+    """
+    if src == -1 or dst == -1:
+        other = dst if src == -1 else src
+        return "shm" if 0 <= other < len(table) and table.is_local(other) else "network"
+    if topology is not None and src != dst and max(src, dst) < topology.world_size:
+        return topology.link(src, dst)
+    if 0 <= src < len(table) and 0 <= dst < len(table):
+        return "shm" if table[src].host == table[dst].host else "network"
+    return "network"
+
+
 def room(sample: Sample, ranks_on_host: int) -> int:
     """Bytes a task could still use on a rank: its GPU's free memory where NVML reads it, else
     its share of the host's memory (total / ranks there) less its RSS, at most what is available.
@@ -185,13 +228,17 @@ def build(
     dead_after: float,
     extra: Mapping[str, Any] | None = None,
     hub: HubView | None = None,
+    topology: Topology | None = None,
 ) -> Snapshot:
     """The snapshot of one cluster.
 
     ``table`` holds each rank's record (engine, host, pid, device, gpu, and
     whether it is restarting); ``samples`` maps rank to (monotonic receive
     time, latest sample); ``notebook_links`` are the notebook's own link rows;
-    ``hub``, when given, adds what the hub says (see :class:`HubView`).
+    ``hub``, when given, adds what the hub says (see :class:`HubView`);
+    ``topology``, when discovered, names the class of each link between ranks.
+    Each rank's row has its point of each :data:`SERIES` (``series``), each
+    link its ``class`` (:func:`link_class`).
     """
     now = time.monotonic()
     ranks, links = [], link_rows(notebook_links)
@@ -210,6 +257,7 @@ def build(
             registered=hub is None or rec.engine_id in hub.registered,
             queued=hub is not None and rec.engine_id in hub.queued,
         )
+        points, utilization_kind = series(sample, rec.rank)
         row: dict[str, Any] = {
             "rank": rec.rank,
             "engine_id": None if restarting else rec.engine_id,
@@ -220,6 +268,8 @@ def build(
             "state": state.value,
             "age": age,
             "memory": memory(sample),
+            "series": points,
+            "utilization_kind": utilization_kind,
         }
         if sample is not None:
             for k in ("time", "busy_since", "rss", "cpu_percent", "memory_total", "torch", "nvml"):
@@ -228,11 +278,14 @@ def build(
             row["links"] = sent
             links += sent
         ranks.append(row)
+    for link in links:
+        link["class"] = link_class(table, link["src"], link["dst"], topology)
     snap: Snapshot = {
         "type": "snapshot",
         "cluster": cluster_id,
         "time": time.time(),
         "world_size": len(table),
+        "notebook": {"host": table.notebook_host},
         "ranks": ranks,
         "links": sorted(links, key=lambda x: (x["src"], x["dst"])),
     }

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 
 
 class PushFuture:
@@ -17,6 +18,8 @@ class PushFuture:
         self._done = threading.Event()
         self._sent = threading.Event()
         self._error: BaseException | None = None
+        self._callbacks: list[Callable[[PushFuture], None]] = []
+        self._lock = threading.Lock()
 
     def done(self) -> bool:
         """True once every rank has bound the values (or the push failed)."""
@@ -32,6 +35,10 @@ class PushFuture:
             raise TimeoutError(f"push not finished after {timeout} s")
         if self._error is not None:
             raise self._error
+
+    def ok(self) -> bool:
+        """True once done without an error."""
+        return self._done.is_set() and self._error is None
 
     def sent(self) -> bool:
         """True once every rank's message is on the wire: later work is ordered after it."""
@@ -53,10 +60,23 @@ class PushFuture:
         """Record that the push failed with ``error`` (for the transfer that made this future)."""
         self._finish(error)
 
+    def add_done_callback(self, fn: Callable[[PushFuture], None]) -> None:
+        """Call ``fn(future)`` once the push is done (at once if it is), as
+        :meth:`concurrent.futures.Future.add_done_callback` does."""
+        with self._lock:
+            if not self._done.is_set():
+                self._callbacks.append(fn)
+                return
+        fn(self)
+
     def _finish(self, error: BaseException | None) -> None:
         self._error = error
         self._sent.set()
-        self._done.set()
+        with self._lock:
+            self._done.set()
+            callbacks, self._callbacks = self._callbacks, []
+        for fn in callbacks:
+            fn(self)
 
     def __repr__(self) -> str:
         state = "failed" if self._error else "done" if self.done() else "pending"

@@ -7,6 +7,7 @@ from lepton_nb.cluster.ranks import RankRecord, RankTable
 from lepton_nb.engine.identity import EngineReport, LaunchIndex
 from lepton_nb.metrics import snapshot
 from lepton_nb.metrics.snapshot import HubView
+from lepton_nb.topology import RankInfo, Topology
 
 
 def test_states():
@@ -79,11 +80,39 @@ def test_build_merges_ranks_and_links():
     assert [r["state"] for r in snap["ranks"]] == ["busy", "restarting"]
     assert [r["engine_id"] for r in snap["ranks"]] == [3, None]  # none while it is replaced
     assert snap["ranks"][0]["device"] == "cpu" and snap["ranks"][0]["host"] == "h"
-    assert snap["ranks"][0]["links"] == [{"src": 0, "dst": 1, "bytes": 100, "rate": 50.0}]
-    assert snap["links"] == [
-        {"src": -1, "dst": 0, "bytes": 10, "rate": 5.0},
-        {"src": 0, "dst": 1, "bytes": 100, "rate": 50.0},
-    ]
+    sent = {"src": 0, "dst": 1, "bytes": 100, "rate": 50.0, "class": "shm"}
+    assert snap["ranks"][0]["links"] == [sent]
+    assert snap["links"] == [{"src": -1, "dst": 0, "bytes": 10, "rate": 5.0, "class": "shm"}, sent]
+    assert snap["notebook"] == {"host": "h"}
+    assert snap["ranks"][0]["series"] == {"memory": 1.0, "utilization": None, "sent": 50.0}
+    assert snap["ranks"][1]["series"] == {"memory": None, "utilization": None, "sent": None}
+
+
+def test_series_prefers_the_gpu_and_sums_what_the_rank_sent():
+    host = {"rss": 5, "cpu_percent": 30.0, "links": [[1, 0, 9, 2.0], [1, 2, 9, 3.0], [0, 1, 9, 7.0]]}
+    assert snapshot.series(host, 1) == ({"memory": 5.0, "utilization": 30.0, "sent": 5.0}, "cpu")
+    gpu = dict(host, nvml={"memory_used": 7, "memory_total": 9, "utilization": 80})
+    assert snapshot.series(gpu, 1) == ({"memory": 7.0, "utilization": 80.0, "sent": 5.0}, "gpu")
+    no_util = dict(host, nvml={"memory_used": 7, "memory_total": 9, "utilization": None})
+    assert snapshot.series(no_util, 1)[1] == "cpu"
+
+
+def test_link_class_from_hosts_the_notebook_and_the_topology():
+    me = os.getpid()
+    table = RankTable([_rec(0, "nb", me), _rec(1, "nb", me), _rec(2, "node2", me)], "nb")
+    assert snapshot.link_class(table, 0, 1) == "shm"
+    assert snapshot.link_class(table, 1, 2) == "network"
+    assert snapshot.link_class(table, -1, 0) == "shm"  # the notebook's own host
+    assert snapshot.link_class(table, -1, 2) == "network"
+    assert snapshot.link_class(table, 0, 7) == "network"  # a rank the table does not have
+    # where the topology was discovered, its class (two GPUs on NVLink, one CPU rank elsewhere)
+    topo = Topology.from_ranks([
+        RankInfo(0, "nb", "cuda:0", 0, "0000:01", (("0000:02", "nvlink"),)),
+        RankInfo(1, "nb", "cuda:0", 0, "0000:02", (("0000:01", "nvlink"),)),
+        RankInfo(2, "node2"),
+    ])  # fmt: skip
+    assert snapshot.link_class(table, 0, 1, topo) == "nvlink"
+    assert snapshot.link_class(table, 1, 2, topo) == "network"
 
 
 def test_build_asks_the_table_which_ranks_are_local():
