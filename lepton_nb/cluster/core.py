@@ -541,6 +541,9 @@ class Cluster(TaskMethods, ClusterOptions):
         """
         engines = self._fleet()
         old = [self._table[r] for r in ranks]
+        if self._collector is not None:
+            for rec in old:
+                self._collector.events.restarting(rec.rank, rec.pid, self._table.process_gone(rec))
         self._table = self._table.with_state(ranks, RankState.RESTARTING)
         engines.kill(old, self._table)
         new = engines.start_on(dict(Counter(engines.target(r) for r in old)))

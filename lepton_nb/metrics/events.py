@@ -80,8 +80,10 @@ class Events:
         died; one whose engine process changed was restarted."""
         for row in rows:
             rank, pid, state = row["rank"], row.get("pid"), row["state"]
-            before = self._seen.get(rank)
-            self._seen[rank] = (pid, state)
+            with self._lock:
+                before = self._seen.get(rank)
+                known = pid or (before[0] if before else None)  # the last engine, while none
+                self._seen[rank] = (known, state)
             if before is None:
                 continue
             old_pid, old_state = before
@@ -89,6 +91,17 @@ class Events:
                 self.add("rank_died", f"rank {rank} died (engine pid {pid})", rank)
             elif pid and old_pid and pid != old_pid:
                 self.add("rank_restarted", f"rank {rank} restarted (engine pid {pid})", rank)
+
+    def restarting(self, rank: int, pid: int, died: bool) -> None:
+        """Rank ``rank`` (engine ``pid``) is being replaced; ``died``: its engine is gone. A death
+        not yet seen by :meth:`track` is recorded now (the replacement may be quicker than the
+        next snapshot); the restart is, once the new engine shows in a snapshot."""
+        with self._lock:
+            before = self._seen.get(rank)
+            seen_dead = before is not None and before[1] == "dead"
+            self._seen[rank] = (pid, "dead" if died else "restarting")
+        if died and not seen_dead:
+            self.add("rank_died", f"rank {rank} died (engine pid {pid})", rank)
 
     def recent(self, seconds: float = KEEP_S, limit: int = MAX_SENT) -> list[dict[str, Any]]:
         """The events of the last ``seconds``, at most ``limit`` (the newest), oldest first."""

@@ -58,7 +58,22 @@ def test_track_turns_state_changes_into_deaths_and_restarts():
     ev.track([{"rank": 0, "pid": 10, "state": "idle"}, {"rank": 1, "pid": None, "state": "restarting"}])
     ev.track([{"rank": 0, "pid": 10, "state": "idle"}, {"rank": 1, "pid": 12, "state": "restarting"}])
     ev.track([{"rank": 0, "pid": 10, "state": "idle"}, {"rank": 1, "pid": 12, "state": "idle"}])
-    assert [(e["kind"], e["rank"]) for e in ev.recent()] == [("rank_died", 1)]
-    # a pid change seen between two looks is a restart
+    # dead, then (no engine for a moment) a new engine: a death and a restart
+    assert [(e["kind"], e["rank"]) for e in ev.recent()] == [("rank_died", 1), ("rank_restarted", 1)]
+    # a pid change seen between two looks is a restart too
     ev.track([{"rank": 0, "pid": 20, "state": "idle"}, {"rank": 1, "pid": 12, "state": "idle"}])
     assert [(e["kind"], e["rank"]) for e in ev.recent()][-1] == ("rank_restarted", 0)
+
+
+def test_a_replacement_quicker_than_a_snapshot_still_tells_the_death_once():
+    ev = Events()
+    ev.track([{"rank": 0, "pid": 10, "state": "idle"}])
+    ev.restarting(0, 10, died=True)  # the cluster replaces a dead engine before the next look
+    ev.track([{"rank": 0, "pid": 10, "state": "dead"}])  # the look sees it dead: not again
+    ev.track([{"rank": 0, "pid": None, "state": "restarting"}])
+    ev.track([{"rank": 0, "pid": 11, "state": "idle"}])
+    assert [(e["kind"], e["rank"]) for e in ev.recent()] == [("rank_died", 0), ("rank_restarted", 0)]
+    ev.restarting(0, 11, died=False)  # a restart asked for: no death
+    ev.track([{"rank": 0, "pid": 12, "state": "idle"}])
+    assert [e["kind"] for e in ev.recent()][-1] == "rank_restarted"
+    assert [e["kind"] for e in ev.recent()].count("rank_died") == 1
