@@ -44,6 +44,7 @@ class Lab:
 
     def __init__(self, root: Path, runtime: Path) -> None:
         self.root = root
+        self.runtime = runtime
         self.port = _free_port()
         self.token = uuid.uuid4().hex
         self.base = f"http://127.0.0.1:{self.port}"
@@ -62,6 +63,9 @@ class Lab:
                 f"--ServerApp.root_dir={root}",
                 "--LabApp.news_url=None",
                 "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
+                # tests/browser/test_stream.py publishes clusters of no kernel (tests/support/stream.py)
+                "--LeptonMonitor.own_kernels_only=False",
+                "--LeptonMonitor.poll_interval=0.25",
             ],
             env=env,
             stdout=self.log,
@@ -99,7 +103,7 @@ class Lab:
         self.log.close()
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="package")
 def lab(tmp_path_factory):
     root = tmp_path_factory.mktemp("lab")
     runtime = tmp_path_factory.mktemp("runtime")
@@ -108,7 +112,7 @@ def lab(tmp_path_factory):
     server.stop()
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="package")
 def browser():
     from playwright.sync_api import sync_playwright
 

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import contextlib
 import re
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
+from playwright.sync_api import Error as PlaywrightError
 from playwright.sync_api import Page, expect
 
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
@@ -64,3 +66,40 @@ def screenshot_on_failure(page: Page, name: str) -> Iterator[None]:
             outputs = page.locator(".jp-Notebook .jp-Cell").all_inner_texts()
             (ARTIFACTS / f"{name}-failure.txt").write_text("\n----\n".join(outputs))
         raise
+
+
+#: The panel's renderer counts the messages it received in this attribute of its root.
+_RECEIVED = "+document.querySelector('#lepton-monitor .lepton-monitor').dataset.received"
+
+
+def received(page: Page) -> int:
+    """How many messages the Lepton panel has received so far."""
+    return int(page.evaluate(f"() => {_RECEIVED} || 0"))
+
+
+def wait_received(page: Page, more_than: int, timeout_ms: int = 5000) -> None:
+    """Wait until the panel has received more than ``more_than`` messages."""
+    page.wait_for_function(f"() => {_RECEIVED} > {more_than}", timeout=timeout_ms)
+
+
+def publish_seen(page: Page, publish: Callable[[], None], timeout_ms: int = 5000) -> None:
+    """``publish()`` one message to the panel's server and wait until the panel has it."""
+    before = received(page)
+    publish()
+    wait_received(page, before, timeout_ms)
+
+
+def publish_until_seen(page: Page, publish: Callable[[], None], timeout_s: float = 30.0) -> None:
+    """``publish()`` again until the panel has received a message: the server finds a new
+    cluster's runtime file within its poll interval, and its SUB socket misses what was sent
+    before it connected."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        before = received(page)
+        publish()
+        try:
+            wait_received(page, before, 500)
+            return
+        except PlaywrightError:
+            if time.monotonic() > deadline:
+                raise AssertionError(f"the panel received nothing in {timeout_s} s") from None
