@@ -1,17 +1,20 @@
 /**
- * The "Lepton" sidebar panel: a WebSocket to /lepton/api/metrics, redrawn at
- * most once per animation frame; it reconnects after the server restarts.
+ * The "Lepton" sidebar panel: a WebSocket to /lepton/api/metrics whose every
+ * message goes to the monitor's renderer (`MonitorView`, mode "panel"); it
+ * reconnects two seconds after the connection is lost.
  */
 
 import { URLExt } from '@jupyterlab/coreutils';
 import { ServerConnection } from '@jupyterlab/services';
+import type { Message } from '@lumino/messaging';
 import { Widget } from '@lumino/widgets';
 
-import { ISnapshot, renderCluster } from './view';
+import { MonitorView } from './view';
 
 /** Milliseconds before a lost connection is tried again. */
 const RECONNECT_MS = 2000;
 
+/** The sidebar panel (`#lepton-monitor.lepton-panel`): a heading, a status line, the monitor. */
 export class MonitorPanel extends Widget {
   constructor(settings: ServerConnection.ISettings = ServerConnection.makeSettings()) {
     super();
@@ -20,26 +23,36 @@ export class MonitorPanel extends Widget {
     this._settings = settings;
     this._status = document.createElement('div');
     this._status.className = 'lepton-status';
-    this._body = document.createElement('div');
-    this._body.className = 'lepton-body';
+    this.view = new MonitorView({ mode: 'panel' });
     const heading = document.createElement('h2');
     heading.textContent = 'Lepton cluster monitor';
-    this.node.append(heading, this._status, this._body);
+    this.node.append(heading, this._status, this.view.node);
     this._connect();
   }
 
-  /** The clusters shown, by id. */
-  get clusters(): ReadonlyMap<string, ISnapshot> {
-    return this._clusters;
-  }
+  /** The renderer the panel feeds. */
+  readonly view: MonitorView;
 
   dispose(): void {
     if (this.isDisposed) {
       return;
     }
     window.clearTimeout(this._retry);
-    this._socket?.close();
+    const socket = this._socket;
+    this._socket = null;
+    socket?.close();
+    this.view.dispose();
     super.dispose();
+  }
+
+  protected onAfterShow(msg: Message): void {
+    super.onAfterShow(msg);
+    this.view.refresh();
+  }
+
+  protected onAfterAttach(msg: Message): void {
+    super.onAfterAttach(msg);
+    this.view.refresh();
   }
 
   private _connect(): void {
@@ -49,73 +62,41 @@ export class MonitorPanel extends Widget {
       url += `?token=${encodeURIComponent(token)}`;
     }
     this._setStatus('connecting…');
-    const socket = new WebSocket(url);
+    let socket: WebSocket;
+    try {
+      socket = new WebSocket(url);
+    } catch (e) {
+      console.warn('lepton: could not open the metrics WebSocket', e);
+      this._retryLater();
+      return;
+    }
     this._socket = socket;
     socket.onopen = () => this._setStatus('');
-    socket.onmessage = event => this._receive(event.data);
+    socket.onmessage = event => this.view.receive(event.data);
     socket.onclose = () => {
-      if (this.isDisposed) {
-        return;
+      if (this._socket === socket) {
+        this._retryLater();
       }
-      this._setStatus('disconnected; retrying…');
-      this._retry = window.setTimeout(() => this._connect(), RECONNECT_MS);
     };
   }
 
-  private _receive(data: unknown): void {
-    let msg: any;
-    try {
-      msg = JSON.parse(String(data));
-    } catch (e) {
-      console.warn('lepton: ignored a message that is not JSON', e);
+  private _retryLater(): void {
+    if (this.isDisposed) {
       return;
     }
-    if (msg?.type === 'snapshot' && typeof msg.cluster === 'string') {
-      this._clusters.set(msg.cluster, msg as ISnapshot);
-    } else if (msg?.type === 'gone') {
-      this._clusters.delete(msg.cluster);
-    } else if (msg?.type !== 'hello') {
-      console.warn('lepton: ignored an unknown message', msg);
-      return;
-    }
-    this._schedule();
-  }
-
-  private _schedule(): void {
-    if (this._frame === 0) {
-      this._frame = window.requestAnimationFrame(() => {
-        this._frame = 0;
-        this._draw();
-      });
-    }
-  }
-
-  private _draw(): void {
-    this._body.replaceChildren();
-    if (this._clusters.size === 0) {
-      const empty = document.createElement('p');
-      empty.className = 'lepton-empty';
-      empty.textContent = 'No cluster running. Start one in a notebook with: %lepton_cluster start -n 2';
-      this._body.append(empty);
-      return;
-    }
-    for (const id of [...this._clusters.keys()].sort()) {
-      this._body.append(renderCluster(this._clusters.get(id)!));
-    }
+    this._setStatus('disconnected; retrying…');
+    window.clearTimeout(this._retry);
+    this._retry = window.setTimeout(() => this._connect(), RECONNECT_MS);
   }
 
   private _setStatus(text: string): void {
-    this._status.textContent = text;
-    if (text === '') {
-      this._draw();
+    if (this._status.textContent !== text) {
+      this._status.textContent = text;
     }
   }
 
   private _settings: ServerConnection.ISettings;
   private _socket: WebSocket | null = null;
   private _retry = 0;
-  private _frame = 0;
   private _status: HTMLElement;
-  private _body: HTMLElement;
-  private _clusters = new Map<string, ISnapshot>();
 }

@@ -84,9 +84,17 @@ def test_panel_and_widget_chart_a_distributed_cell_and_a_killed_rank(lab, browse
             chart = _chart(page, rank)
             assert chart["points"] >= 10, chart
             assert chart["last"] > chart["first"], chart
+        # clicking a rank opens its larger chart, with a legend that reads out values
+        panel.locator('tr.lepton-rank[data-rank="0"] .lepton-rank-id').click()
+        detail = panel.locator('.lepton-detail[data-rank="0"]')
+        detail.wait_for(timeout=10_000)
+        assert detail.locator(".u-legend").count() == 1 and detail.locator("canvas").count() >= 1
         ARTIFACTS.mkdir(exist_ok=True)
         page.screenshot(path=str(ARTIFACTS / "lepton-monitor-panel.png"))
+        panel.screenshot(path=str(ARTIFACTS / "lepton-monitor-panel-only.png"))
         print(f"screenshot: {ARTIFACTS / 'lepton-monitor-panel.png'}")
+        detail.locator(".lepton-detail-close").click()
+        detail.wait_for(state="detached", timeout=10_000)
 
         # rank 1's engine is killed while the cell runs: the event, and the state
         pid = lab.api("lepton/api/clusters")["clusters"][0]["ranks"][1]["pid"]
@@ -100,14 +108,6 @@ def test_panel_and_widget_chart_a_distributed_cell_and_a_killed_rank(lab, browse
             timeout=PANEL_TIMEOUT_MS,
         )
         page.screenshot(path=str(ARTIFACTS / "lepton-monitor-panel-dead-rank.png"))
-
-        # clicking a rank opens its larger chart, with a legend that reads out values
-        panel.locator('tr.lepton-rank[data-rank="0"] .lepton-rank-id').click()
-        detail = panel.locator('.lepton-detail[data-rank="0"]')
-        detail.wait_for(timeout=10_000)
-        assert detail.locator(".u-legend").count() == 1 and detail.locator("canvas").count() >= 1
-        detail.locator(".lepton-detail-close").click()
-        detail.wait_for(state="detached", timeout=10_000)
 
         # the widget: the same renderer, so the same DOM for the same cluster
         page.locator(".jp-Notebook-ExecutionIndicator[data-status='idle']").wait_for(timeout=120_000)

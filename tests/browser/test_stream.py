@@ -31,6 +31,8 @@ pytestmark = [pytest.mark.slow, pytest.mark.labextension]
 
 #: The budget of one update at 64 ranks on 8 hosts (one frame at 60 Hz).
 FRAME_MS = 16.0
+#: Snapshots of history fed first, then snapshots fed at 2 Hz and measured.
+HISTORY, LIVE = 120, 20
 #: Milliseconds to wait for the panel to show what was published.
 SHOW_MS = 30_000
 
@@ -56,27 +58,29 @@ def _section(page, stream):
 
 def test_64_ranks_on_8_hosts_at_2_hz_update_within_a_frame(panel, lab):
     with screenshot_on_failure(panel, "lepton-stream-64"), Stream(str(lab.runtime)) as s:
-        t0 = time.time() - 300
+        t0 = time.time() - 0.5 * HISTORY
         publish_until_seen(panel, lambda: s.publish(snapshot(t=t0)))
         section = _section(panel, s)
-        # five minutes of history, as fast as the panel takes it
-        for i in range(1, 600):
+        # a minute of history, as fast as the panel takes it (bench_monitor.py feeds five)
+        for i in range(1, HISTORY):
             publish_seen(panel, lambda i=i: s.publish(snapshot(t=t0 + 0.5 * i, step=i)))
         chart = section.locator('.lepton-chart[data-series="memory"][data-rank="0"]')
-        assert int(chart.get_attribute("data-points")) >= 590
+        assert int(chart.get_attribute("data-points")) == HISTORY
         # then live, at 2 Hz: the cost of each update is what the page measured
         panel.evaluate("() => { window.__leptonUpdates.length = 0; }")
-        for i in range(600, 640):
+        for i in range(HISTORY, HISTORY + LIVE):
             s.publish(snapshot(t=t0 + 0.5 * i, step=i))
             time.sleep(0.5)  # the stream's own pace: one snapshot every 0.5 s
         costs = panel.evaluate("() => window.__leptonUpdates.slice()")
-        assert len(costs) >= 30, f"{len(costs)} updates drawn for 40 snapshots"
+        assert len(costs) >= LIVE - 2, f"{len(costs)} updates drawn for {LIVE} snapshots"
         median, p95 = statistics.median(costs), sorted(costs)[int(0.95 * len(costs))]
         print(f"one update, 64 ranks on 8 hosts: median {median:.2f} ms, p95 {p95:.2f} ms")
         assert median <= FRAME_MS, costs
 
         assert section.locator("g.lepton-host-box").count() == 8
-        assert section.locator("g.lepton-node").count() == 64 + 1  # and the notebook
+        # the notebook runs on a host of no rank: a box of its own
+        assert section.locator('g.lepton-notebook-box g.lepton-node[data-rank="-1"]').count() == 1
+        assert section.locator("g.lepton-node").count() == 64 + 1
         assert section.locator(".lepton-edge").count() == 65
         assert section.locator('.lepton-edge[data-src="-1"][data-dst="0"]').count() == 1
         assert section.locator("tr.lepton-rank").count() == 64
@@ -111,7 +115,8 @@ def malformed(draw):
     if isinstance(snap.get("ranks"), list) and snap["ranks"]:
         for name in draw(st.lists(st.sampled_from(_ROW_FIELDS), max_size=4, unique=True)):
             row = draw(st.sampled_from(snap["ranks"]))
-            row[name] = draw(_json())
+            if isinstance(row, dict):
+                row[name] = draw(_json())
         if draw(st.booleans()):
             snap["ranks"].append(draw(_json()))
     for part in ("links", "events"):
