@@ -169,6 +169,28 @@ def test_push_crosses_each_link_once_per_host(rig, make_cluster_on):
     assert plan.hierarchical == (c.rig_launcher != "local")
     out = c.run(_compressed_allreduce)
     assert all(torch_equal(out[0], t) for t in out)  # every rank gets the very same tensor
+    # what the monitor draws from: the ranks on their hosts, each link with its class
+    snap = _published_after(c, time.time())
+    assert {r["host"] for r in snap["ranks"]} == set(hosts)
+    links = {(x["src"], x["dst"]): x["class"] for x in snap["links"] if x["bytes"]}
+    assert any(src == -1 for src, _ in links) and any(src >= 0 for src, _ in links)
+    for (src, dst), cls in links.items():
+        if src == -1:
+            assert cls == ("shm" if c.ranks.is_local(dst) else "network"), (src, dst)
+        else:
+            assert cls == c.topology.link(src, dst), (src, dst)
+    if c.rig_launcher != "local":
+        assert snap["notebook"]["host"] not in hosts  # the notebook's own box in the picture
+        assert "network" in links.values()
+
+
+def _published_after(c, t, timeout=10.0):
+    """The collector's first snapshot published after epoch time ``t``."""
+    deadline = time.monotonic() + timeout
+    while (c.collector.published or {}).get("time", 0) <= t:
+        assert time.monotonic() < deadline, "no snapshot published"
+        time.sleep(0.05)
+    return c.collector.published
 
 
 def _kept_bytes(n):
