@@ -48,17 +48,18 @@ def test_alice_sees_her_ranks_and_not_bobs(hub, kernel):
             page.locator(".jp-OutputArea-output", has_text="[rank 1] rank 1 of 2").wait_for(
                 timeout=PANEL_TIMEOUT_MS
             )
-            page.locator("#lepton-monitor .lepton-rank").nth(1).wait_for(timeout=PANEL_TIMEOUT_MS)
+            page.locator("#lepton-monitor tr.lepton-rank").nth(1).wait_for(timeout=PANEL_TIMEOUT_MS)
             panel.locator(".lepton-state-idle").nth(1).wait_for(timeout=PANEL_TIMEOUT_MS)
             assert panel.locator(".lepton-cluster").count() == 1  # hers alone
-            assert panel.locator(".lepton-rank").count() == 2
+            assert panel.locator("tr.lepton-rank").count() == 2
             assert bob_id not in panel.inner_text()
             # the widget, too, under the hub's /user/alice/ URL
             page.locator(".jp-Notebook-ExecutionIndicator[data-status='idle']").wait_for(timeout=60_000)
             run_cell(page, 2)
             widget = page.locator(".jp-OutputArea .lepton-monitor")
-            widget.wait_for(timeout=60_000)
-            assert widget.locator(".lepton-rank").count() == 2
+            widget.locator("tr.lepton-rank").nth(1).wait_for(timeout=60_000)  # its first snapshot
+            assert widget.locator("tr.lepton-rank").count() == 2
+            assert bob_id not in widget.inner_text()
             ARTIFACTS.mkdir(exist_ok=True)
             page.screenshot(path=str(ARTIFACTS / "lepton-hub-alice-panel.png"))
         finally:
