@@ -38,9 +38,9 @@ def test_panel_and_widget_chart_a_distributed_cell_and_a_killed_rank(lab, browse
         lab.root / "monitor.ipynb",
         "%lepton_cluster start -n 2 --gpus none",
         "import numpy as np\nx = np.ones(4_000_000)  # 32 MB\n%lepton_push x",
-        # 12 s of a cell that allocates: 40 MB more on each rank every half second
+        # 11 s of a cell that allocates: 40 MB more on each rank every half second
         "%%lepton_distributed\nimport numpy as np, time\n_held = []\n"
-        "for _ in range(24):\n    _held.append(np.ones(5_000_000))\n    time.sleep(0.5)",
+        "for _ in range(22):\n    _held.append(np.ones(5_000_000))\n    time.sleep(0.5)",
         "%lepton_monitor",
         "%lepton_cluster stop",
     )

@@ -32,7 +32,7 @@ pytestmark = [pytest.mark.slow, pytest.mark.labextension]
 #: The budget of one update at 64 ranks on 8 hosts (one frame at 60 Hz).
 FRAME_MS = 16.0
 #: Snapshots of history fed first, then snapshots fed at 2 Hz and measured.
-HISTORY, LIVE = 120, 20
+HISTORY, LIVE = 60, 14
 #: Milliseconds to wait for the panel to show what was published.
 SHOW_MS = 30_000
 
@@ -134,7 +134,7 @@ def test_malformed_snapshots_never_throw_and_stale_ones_show_stale(panel, lab):
         publish_until_seen(panel, lambda: s.publish(snapshot(ranks=3, hosts=2)))
         section = _section(panel, s)
 
-        @settings(max_examples=120, deadline=None, database=None,
+        @settings(max_examples=80, deadline=None, database=None,
                   suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])  # fmt: skip
         @given(bad=malformed())
         def feed(bad):
