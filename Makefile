@@ -22,7 +22,8 @@ PYTEST_MARKS := -m "not labextension"
 endif
 endif
 
-.PHONY: demo test install lint bench clean chromium rig-packages hub-proxy docs notebooks
+.PHONY: demo test install lint bench clean chromium rig-packages hub-proxy docs notebooks \
+  prerequisites system-packages
 
 $(STAMP): pyproject.toml $(LABEXT)
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -62,7 +63,16 @@ lint: install
 	$(PY) -m ruff check lepton_nb tests benchmarks docs
 	$(PY) -m mypy lepton_nb --ignore-missing-imports
 
-test: install lint chromium rig-packages hub-proxy
+# what the tests need, side by side: the Python install and its lint, the system packages
+# (apt: one after the other, they share dpkg's lock) and JupyterHub's proxy (npm)
+prerequisites:
+	$(MAKE) -j3 --no-print-directory lint system-packages hub-proxy
+
+system-packages:
+	$(MAKE) --no-print-directory chromium
+	$(MAKE) --no-print-directory rig-packages
+
+test: prerequisites
 	$(PY) -m pytest tests example_notebooks --nbval-lax --nbval-kernel-name lepton -p no:cacheprovider \
 	  --durations=60 \
 	  $(PYTEST_MARKS)
