@@ -17,6 +17,7 @@ from comm.base_comm import BaseComm
 import lepton_nb
 from lepton_nb import ClusterError
 from lepton_nb.monitor import BAD_INTERVAL, STATIC, Monitor
+from tests.support.wait import wait_for
 
 pytestmark = [
     pytest.mark.slow,
@@ -61,14 +62,6 @@ def comms(monkeypatch):
     return made
 
 
-def _wait_for(predicate, timeout=20.0, what="condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.05)
-    pytest.fail(f"timed out after {timeout} s waiting for {what}")
 
 
 def test_it_sends_each_published_snapshot_once_with_the_bundled_front_end(cluster, comms):
@@ -80,7 +73,7 @@ def test_it_sends_each_published_snapshot_once_with_the_bundled_front_end(cluste
         assert state["_esm"] == (STATIC / "monitor.js").read_text()
         assert state["_css"] == (STATIC / "monitor.css").read_text()
         assert state["cluster_id"] == cluster.cluster_id
-        _wait_for(lambda: len(opened.snapshots()) >= 5, what="5 snapshots")
+        wait_for(lambda: len(opened.snapshots()) >= 5, what="5 snapshots")
         snaps = [c for _, c in opened.snapshots()]
         seqs = [s["seq"] for s in snaps]
         assert seqs == sorted(set(seqs)), "a snapshot sent twice or out of order"
@@ -101,7 +94,7 @@ def test_it_sends_each_published_snapshot_once_with_the_bundled_front_end(cluste
 def test_it_moves_while_a_cell_runs_and_tells_the_cell(cluster, comms):
     w = Monitor(cluster, interval=0.1)
     try:
-        _wait_for(lambda: comms[-1].snapshots(), what="a first snapshot")
+        wait_for(lambda: comms[-1].snapshots(), what="a first snapshot")
         started_at = time.time()
         t0 = time.monotonic()
         cluster.execute(
@@ -118,7 +111,7 @@ def test_it_moves_while_a_cell_runs_and_tells_the_cell(cluster, comms):
             events = {e["id"]: e for _, s in comms[-1].snapshots() for e in s["events"]}
             return [e for _, e in sorted(events.items()) if e["time"] >= started_at]
 
-        _wait_for(lambda: [e for e in ours() if e["kind"] == "cell_ended"], what="the cell's end")
+        wait_for(lambda: [e for e in ours() if e["kind"] == "cell_ended"], what="the cell's end")
         events = ours()
         assert [e["kind"] for e in events] == ["cell_started", "cell_ended"]
         assert all("import numpy as np, time" in e["text"] for e in events)
@@ -129,7 +122,7 @@ def test_it_moves_while_a_cell_runs_and_tells_the_cell(cluster, comms):
 def test_closing_from_the_front_end_stops_it(cluster, comms):
     w = Monitor(cluster, interval=0.2)
     comms[-1].handle_close({"content": {"data": {}}})
-    _wait_for(lambda: not w.running, 5, "the thread to stop")
+    wait_for(lambda: not w.running, 5, "the thread to stop")
     w.close()
 
 
@@ -161,7 +154,7 @@ def test_malformed_comm_messages_are_logged_and_ignored(cluster, comms, caplog):
         assert caplog.text.count("ignored a malformed comm message") == 7
         assert w.interval == 0.2
         n = len(c.snapshots())
-        _wait_for(lambda: len(c.snapshots()) > n, 5, "a snapshot after the bad messages")
+        wait_for(lambda: len(c.snapshots()) > n, 5, "a snapshot after the bad messages")
         assert w.running
         n = len(c.sent)
         c.handle_msg({"content": {"data": {"method": "request_state"}}, "buffers": []})
@@ -181,7 +174,7 @@ def test_bad_interval_and_no_cluster(cluster, comms):
 def test_metrics_history_is_the_series_of_the_published_snapshots(cluster, comms):
     w = Monitor(cluster, interval=0.1)
     try:
-        _wait_for(lambda: len(comms[-1].snapshots()) >= 4, what="4 snapshots")
+        wait_for(lambda: len(comms[-1].snapshots()) >= 4, what="4 snapshots")
         sent = [c for _, c in comms[-1].snapshots()]
         history = cluster.metrics_history(seconds=300)
         assert sorted(history) == [0, 1]

@@ -14,18 +14,11 @@ import zmq
 from lepton_nb import Cluster, ClusterError
 from lepton_nb.cluster import NO_CLUSTER
 from lepton_nb.metrics import runtime, wire
+from tests.support.wait import wait_for
 
 pytestmark = pytest.mark.slow
 
 
-def _wait_for(predicate, timeout=20.0, what="condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.1)
-    pytest.fail(f"timed out after {timeout} s waiting for {what}")
 
 
 def test_metrics_has_every_rank(cluster):
@@ -66,7 +59,7 @@ def test_samples_arrive_while_a_cell_runs(cluster):
     assert len({s[0][1] for s in during}) >= 3, "fewer than 3 samples of rank 0 during the cell"
     assert any(all(state == "busy" for state, _, _ in s) for s in during)
     assert max(s[0][2] for s in during) > min(s[0][2] for s in seen) + 200_000_000
-    _wait_for(lambda: all(r["state"] == "idle" for r in cluster.metrics()), what="idle ranks")
+    wait_for(lambda: all(r["state"] == "idle" for r in cluster.metrics()), what="idle ranks")
 
 
 def test_link_bytes_and_rates_of_ranks_and_notebook(cluster):
@@ -86,13 +79,13 @@ def test_link_bytes_and_rates_of_ranks_and_notebook(cluster):
     cluster.push({"arr": np.random.default_rng(7).random(300_000)})  # 2.4 MB from the notebook
     want = {(0, 1): 5_000_000, (1, 0): 5_000_000, (-1, 0): 2_400_000}
     # wait for samples taken after the counts, not for rows that were already there
-    _wait_for(
+    wait_for(
         lambda: all(counted(k) >= before[k] + n for k, n in want.items()),
         what="the new link bytes in the snapshot",
     )
     got = links()
     assert got[(0, 1)]["bytes"] >= before[(0, 1)] + 5_000_000
-    _wait_for(lambda: links()[(0, 1)]["rate"] == 0.0, what="the rate to fall back to 0")
+    wait_for(lambda: links()[(0, 1)]["rate"] == 0.0, what="the rate to fall back to 0")
 
 
 def test_runtime_file_and_published_snapshots(cluster):
@@ -131,13 +124,13 @@ def test_malformed_messages_are_logged_and_dropped(cluster, caplog):
         push.send_multipart(
             wire.sign(collector.key, {"type": "sample", "rank": 0, "cluster": "another"})
         )
-        _wait_for(lambda: collector.rejected >= before + 5, what="5 rejections")
+        wait_for(lambda: collector.rejected >= before + 5, what="5 rejections")
     finally:
         push.close(0)
     assert "dropped a malformed metrics message" in caplog.text
     assert collector.is_alive()
     n = collector.received
-    _wait_for(lambda: collector.received > n, what="good samples after bad ones")
+    wait_for(lambda: collector.received > n, what="good samples after bad ones")
     assert cluster.metrics()[0]["state"] in ("idle", "busy")
 
 
@@ -146,7 +139,7 @@ def test_dead_restarting_and_back(make_cluster):
     c.metrics()
     old_pid = c.placement[1]["pid"]
     os.kill(old_pid, signal.SIGKILL)
-    _wait_for(lambda: c.collector.snapshot()["ranks"][1]["state"] == "dead", what="dead")
+    wait_for(lambda: c.collector.snapshot()["ranks"][1]["state"] == "dead", what="dead")
     states = []
     stop = threading.Event()
 
@@ -165,7 +158,7 @@ def test_dead_restarting_and_back(make_cluster):
     assert "restarting" in states
     rows = c.metrics()
     assert rows[1]["pid"] != old_pid and rows[1]["state"] in ("idle", "busy")
-    _wait_for(lambda: c.collector.snapshot()["ranks"][1]["state"] == "idle", what="idle")
+    wait_for(lambda: c.collector.snapshot()["ranks"][1]["state"] == "idle", what="idle")
     path = c.collector.runtime_file
     c.stop()
     assert not os.path.exists(path)
