@@ -22,8 +22,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from lepton_nb.metrics import sampler, wire
-
-from .test_collector import _wait_for
+from tests.support.wait import wait_for
 
 pytestmark = pytest.mark.slow
 
@@ -129,7 +128,7 @@ def test_a_flood_of_bad_and_replayed_messages(cluster, caplog):
     sent = {kind: 0 for kind in KINDS}
     try:
         main.send_multipart(replays[-1])  # once: the genuine one, kept
-        _wait_for(lambda: collector.received > before_received, 10, "the genuine sample")
+        wait_for(lambda: collector.received > before_received, 10, "the genuine sample")
 
         @settings(
             max_examples=EXAMPLES,
@@ -181,12 +180,12 @@ def test_a_flood_of_bad_and_replayed_messages(cluster, caplog):
         t0 = time.monotonic()
         flood()
         n_bad = sum(n for kind, n in sent.items() if kind != "oversized")
-        _wait_for(
+        wait_for(
             lambda: collector.rejected >= before_refused + n_bad, 30, f"{n_bad} refusals"
         )
         flooded = time.monotonic() - t0
         main.send_multipart(replays[-1])  # a last replay: every message before it was read
-        _wait_for(lambda: collector.rejected >= before_refused + n_bad + 1, 10, "the last one")
+        wait_for(lambda: collector.rejected >= before_refused + n_bad + 1, 10, "the last one")
     finally:
         main.close(0)
         big.close(0)
@@ -203,7 +202,7 @@ def test_a_flood_of_bad_and_replayed_messages(cluster, caplog):
 
     # the ranks' own samples still arrive, and the cluster still works
     t1 = time.time()
-    _wait_for(
+    wait_for(
         lambda: all(r.get("time", 0) > t1 for r in collector.snapshot()["ranks"]),
         10,
         "a fresh sample of every rank after the flood",
