@@ -8,8 +8,9 @@ seen at once.
 
 Each cluster has a private profile folder (0700), removed on stop. Its
 ``ipcontroller_config.py`` makes the controller follow the kernel that started
-it: it exits within a second of that process. When engines may run on other
-hosts, it also turns on ipyparallel's CurveZMQ encryption and keeps message
+it: it exits within a second of that process. Its ``ipengine_config.py`` has each
+engine import torch while it registers (:mod:`lepton_nb.engine.preimport`). When
+engines may run on other hosts, it also turns on ipyparallel's CurveZMQ encryption and keeps message
 signing on (ipyparallel would otherwise drop the HMAC key under Curve).
 """
 
@@ -80,6 +81,18 @@ c.Session.key = os.urandom(32).hex().encode("ascii")   # and keep signing them (
 """
 
 
+#: Each engine (on a host that sees this profile folder) imports torch while it registers.
+IMPORT_TORCH_EARLY = """\
+# written by lepton_nb for one cluster's engines; removed when the cluster stops
+try:
+    from lepton_nb.engine import preimport
+except ImportError:  # an engine without lepton_nb: its report says so, and it is refused
+    pass
+else:
+    preimport.start()
+"""
+
+
 def profile_root() -> str:
     """Where clusters' private profile folders live: ``$IPYTHONDIR/lepton``."""
     return os.path.join(get_ipython_dir(), "lepton")
@@ -108,6 +121,8 @@ class Controller:
             f.write(HEARTBEAT_CONFIG)
             if curve:
                 f.write(CURVE_CONFIG)
+        with open(os.path.join(self.profile_dir, "ipengine_config.py"), "w") as f:
+            f.write(IMPORT_TORCH_EARLY)
         self._loop = shared_loop()
         self.ipp: ipp.Cluster = self.call(
             lambda: _make(

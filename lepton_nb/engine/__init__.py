@@ -6,7 +6,8 @@ Inside ``cluster.run(fn)`` or a ``%%lepton_distributed`` cell::
 
 - :mod:`.identity`: what an engine reports when it registers (host, address,
   launcher indices, GPUs, versions);
-- :mod:`.devices`: pinning this engine's GPU before anything imports torch;
+- :mod:`.preimport`: importing torch while the engine registers;
+- :mod:`.devices`: pinning this engine's GPU before anything initializes CUDA;
 - :mod:`.group`: joining and leaving the torch.distributed process group;
 - :mod:`.namespace`: the rank's user namespace;
 - :mod:`.state`: this rank's rank, world size, local rank and device.

@@ -1,11 +1,12 @@
-"""Pinning this engine to its GPU (or to none) before anything imports torch here.
+"""Pinning this engine to its GPU (or to none) before anything initializes CUDA here.
 
 The notebook picks the GPU from every engine's report and calls :func:`pin`
 right after registration. It sets ``CUDA_VISIBLE_DEVICES`` to that one GPU, so
 the rank's device is always ``cuda:0``, or to the empty string for a CPU rank.
 It also shares the host's cores between the host's ranks (``OMP_NUM_THREADS``,
 ``NUMBA_NUM_THREADS``) and names the interface gloo and NCCL use, unless the
-user set those variables.
+user set those variables. torch may be imported by then (:mod:`.preimport`); CUDA is not
+initialized by that, so the GPU can still be chosen.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import sys
 from typing import Any
 
 from .. import _nvml
+from . import preimport
 
 #: The environment this engine started with, before pin() changed anything.
 _launch_env: dict[str, str] = dict(os.environ)
@@ -50,6 +52,7 @@ def pin(
     torch has already initialized CUDA here with another device.
     """
     want = "" if gpu is None else str(gpu)
+    preimport.wait()  # torch is then imported in full, or not at all
     torch = sys.modules.get("torch")
     if torch is not None and torch.cuda.is_initialized() and os.environ.get(
         "CUDA_VISIBLE_DEVICES"
@@ -62,6 +65,11 @@ def pin(
                 os.environ[var] = str(threads)
         if torch is not None and "OMP_NUM_THREADS" not in _launch_env:
             torch.set_num_threads(threads)
+        if "numpy" in sys.modules and "OMP_NUM_THREADS" not in _launch_env:
+            # numpy's BLAS read the variables when it loaded (with torch, before this)
+            import threadpoolctl
+
+            threadpoolctl.threadpool_limits(threads, user_api="blas")
     if ifname:
         for var in ("GLOO_SOCKET_IFNAME", "NCCL_SOCKET_IFNAME"):
             if var not in _launch_env:

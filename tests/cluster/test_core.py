@@ -132,6 +132,17 @@ def test_engines_have_their_own_thread_budget(cluster):
     expected = os.environ.get("OMP_NUM_THREADS") or str(max(1, (os.cpu_count() or 1) // 2))
     threads = cluster.run(lambda: __import__("os").environ.get("OMP_NUM_THREADS"))
     assert threads == [expected] * 2
+    # torch and numpy were imported while the engines registered (before the share was
+    # known): their thread pools were given the share afterwards
+    assert cluster.run(_threads_in_use) == [(int(expected), [int(expected)])] * 2
+
+
+def _threads_in_use():
+    import threadpoolctl
+    import torch
+
+    blas = [p["num_threads"] for p in threadpoolctl.threadpool_info() if p["user_api"] == "blas"]
+    return torch.get_num_threads(), sorted(set(blas))
 
 
 def _sleep_on_rank_one():
