@@ -109,6 +109,20 @@ def ddp_epochs(
     return history
 
 
+def one_thread() -> None:
+    """On each rank: one thread for torch and for numba (the compression kernels).
+
+    The rig's two nodes share this machine's two cores, and each reports both, so each rank
+    would run two threads on its one core: numba's OpenMP threads then wait on each other
+    (a top-1% compression of 10.5M values took 170-235 ms on a rank so, 13-16 ms alone).
+    """
+    import numba
+    import torch
+
+    torch.set_num_threads(1)
+    numba.set_num_threads(1)
+
+
 def step_costs(model: Any, train: Any, batch: int, rounds: int) -> dict[str, float]:
     """On each rank: the medians, in seconds, of what one training step is made of.
 
@@ -121,6 +135,7 @@ def step_costs(model: Any, train: Any, batch: int, rounds: int) -> dict[str, flo
     import statistics
     import time
 
+    import numba
     import torch
     import torch.distributed as dist
 
@@ -128,6 +143,7 @@ def step_costs(model: Any, train: Any, batch: int, rounds: int) -> dict[str, flo
     from lepton_nb.train import options
 
     torch.set_num_threads(1)
+    numba.set_num_threads(1)  # as one_thread() does
     X, y = (torch.from_numpy(a) for a in train)
     xb, yb = X[:batch], y[:batch].long()
     n = sum(p.numel() for p in model.parameters())
@@ -187,7 +203,7 @@ def main() -> int:
         with lepton_nb.Cluster(launcher="ssh", hosts=hosts, ssh_args=rig.ssh_args, gpus="none",
                                engine_timeout=60.0, progress=False) as cluster:  # fmt: skip
             assert len({p["host"] for p in cluster.placement}) == 2, cluster.placement
-            cluster.run(lambda: __import__("torch").set_num_threads(1))
+            cluster.run(one_thread)
             costs = cluster.run(step_costs, wide_cnn(), train, args.batch, 5)
             cost = {k: max(c[k] for c in costs) for k in costs[0]}  # a step waits for the slower rank
             print("one step:", {k: f"{v * 1e3:.0f} ms" for k, v in cost.items()}, flush=True)
