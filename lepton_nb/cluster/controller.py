@@ -10,8 +10,9 @@ Each cluster has a private profile folder (0700), removed on stop. Its
 ``ipcontroller_config.py`` makes the controller follow the kernel that started
 it: it exits within a second of that process. Its ``ipengine_config.py`` has each
 engine import torch while it registers (:mod:`lepton_nb.engine.preimport`). When
-engines may run on other hosts, it also turns on ipyparallel's CurveZMQ encryption and keeps message
-signing on (ipyparallel would otherwise drop the HMAC key under Curve).
+engines may run on other hosts, it also turns on ipyparallel's CurveZMQ encryption
+and keeps message signing on (ipyparallel would otherwise drop the HMAC key under
+Curve).
 """
 
 from __future__ import annotations

@@ -18,6 +18,9 @@ from typing import Any
 from .. import _nvml
 from . import preimport
 
+#: What numpy's BLAS reads when it loads; one set at launch leaves its threads alone.
+BLAS_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
+
 #: The environment this engine started with, before pin() changed anything.
 _launch_env: dict[str, str] = dict(os.environ)
 
@@ -65,7 +68,7 @@ def pin(
                 os.environ[var] = str(threads)
         if torch is not None and "OMP_NUM_THREADS" not in _launch_env:
             torch.set_num_threads(threads)
-        if "numpy" in sys.modules and "OMP_NUM_THREADS" not in _launch_env:
+        if "numpy" in sys.modules and not any(v in _launch_env for v in BLAS_VARIABLES):
             # numpy's BLAS read the variables when it loaded (with torch, before this)
             import threadpoolctl
 

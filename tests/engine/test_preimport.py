@@ -37,3 +37,11 @@ def test_an_engine_without_torch_is_left_to_the_real_import():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          timeout=60, check=True)  # fmt: skip
     assert out.stdout.strip() == "ok" and "Traceback" not in out.stderr
+
+
+def test_a_blas_thread_count_set_at_launch_is_left_alone():
+    env = {"PATH": "/usr/bin:/bin", "HOME": "/tmp", "OPENBLAS_NUM_THREADS": "2"}
+    out = subprocess.run([sys.executable, "-c", SCRIPT], env=env, capture_output=True, text=True,
+                         timeout=120, check=True)  # fmt: skip
+    *_, threads, blas = json.loads(out.stdout)
+    assert threads == 1 and blas == [2]  # torch gets the share; BLAS keeps what the user set
