@@ -13,14 +13,22 @@ PY     := $(VENV)/bin/python
 PIP    := $(PY) -m pip -q --disable-pip-version-check
 STAMP  := $(VENV)/.lepton-installed
 LABEXT := $(wildcard labextension/package.json labextension/src/*.ts labextension/style/*)
-PYTEST_MARKS :=
+NOT_JS :=
 
 ifeq ($(CI),)
 ifeq ($(LEPTON_SKIP_JS),1)
 export SKIP_JUPYTER_BUILDER := 1
-PYTEST_MARKS := -m "not labextension"
+NOT_JS := and not labextension
 endif
 endif
+
+# make test: the tests wait far more than they compute (engines registering, Slurm, a browser,
+# timeouts), so two pytest-xdist workers run them, grouped by conftest.py (a file per worker,
+# the rig's and hub's on one, the longest first); then the tests marked "alone" (they time
+# the machine or count all of /dev/shm) run one at a time
+PYTEST := $(PY) -m pytest tests example_notebooks --nbval-lax --nbval-kernel-name lepton \
+  -p no:cacheprovider --durations=60
+WORKERS ?= 2
 
 .PHONY: demo test install lint bench clean chromium rig-packages hub-proxy docs notebooks \
   prerequisites system-packages
@@ -73,9 +81,9 @@ system-packages:
 	$(MAKE) --no-print-directory rig-packages
 
 test: prerequisites
-	$(PY) -m pytest tests example_notebooks --nbval-lax --nbval-kernel-name lepton -p no:cacheprovider \
-	  --durations=60 \
-	  $(PYTEST_MARKS)
+	$(PYTEST) -n $(WORKERS) --dist loadgroup --no-loadscope-reorder -m "not alone $(NOT_JS)"; a=$$?; \
+	$(PYTEST) -m "alone $(NOT_JS)"; b=$$?; \
+	echo "make test: the grouped tests exited $$a, the alone ones $$b"; test $$a = 0 -a $$b = 0
 
 # a warning fails the build; the example notebooks are rendered as committed (never run here)
 docs: install

@@ -15,15 +15,57 @@ import tempfile
 import pytest
 
 _ipython_dir = tempfile.mkdtemp(prefix="lepton-ipython-")
+_runtime_dir = tempfile.mkdtemp(prefix="lepton-runtime-")
+
+#: What one pytest-xdist worker runs, all of it, first: the tests that share the multi-host
+#: rig, the hub and its Unix users (the rig is one per machine).
+RIG_GROUP = ("tests/hosts/", "tests/hub/", "example_notebooks/08_multi_host.ipynb")
+#: The longest single files, sent to the workers next, so none is left for the end.
+LONGEST = (
+    "tests/cluster/test_cycles.py",
+    "tests/compress/cuda/test_twin.py",
+    "tests/browser/test_lab.py",
+    "tests/cluster/test_lease.py",
+)
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    # a temporary IPYTHONDIR, before IPython or ipyparallel look for a profile; kernels inherit it
+    # a temporary IPYTHONDIR, before IPython or ipyparallel look for a profile; kernels inherit
+    # it; and a runtime folder of its own, so each run (each xdist worker) lists its own clusters
     os.environ["IPYTHONDIR"] = _ipython_dir
+    os.environ["JUPYTER_RUNTIME_DIR"] = _runtime_dir
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
     shutil.rmtree(_ipython_dir, ignore_errors=True)
+    shutil.rmtree(_runtime_dir, ignore_errors=True)
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Under ``pytest -n N --dist loadgroup`` (make test), group the tests for the workers.
+
+    A file's tests stay on one worker (its module fixtures, a notebook's cells), the
+    rig's and hub's all on one, and the longest go out first. xdist reads the groups
+    after this hook (``tryfirst``).
+    """
+    if config.getoption("dist", "no") != "loadgroup":
+        return
+    root = str(config.rootpath) + os.sep
+
+    def where(item: pytest.Item) -> str:
+        return str(item.path).removeprefix(root)
+
+    def group(path: str) -> str:
+        return "rig" if path.startswith(RIG_GROUP) else path
+
+    def order(item: pytest.Item) -> int:
+        path = where(item)
+        return 0 if path.startswith(RIG_GROUP) else 1 if path in LONGEST else 2
+
+    items.sort(key=order)  # stable: the order within a file is kept
+    for item in items:
+        item.add_marker(pytest.mark.xdist_group(group(where(item))))
 
 RIG_NOTEBOOKS = ("08_multi_host.ipynb",)
 

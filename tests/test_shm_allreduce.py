@@ -11,10 +11,14 @@ import os
 import time
 from datetime import timedelta
 
+import pytest
 import torch
 
 from lepton_nb.engine import free_port
 from lepton_nb.shm_allreduce import CHUNK, DTYPES, ONE_STEP_BYTES
+
+#: lists all of /dev/shm, and times how soon a missing rank is noticed
+pytestmark = pytest.mark.alone
 
 #: Element counts for every dtype: odd ones, and one above the one-step limit for most.
 SIZES = (1, 7, 1000, 70_001)

@@ -27,7 +27,8 @@ from tests.support.stream import Stream, snapshot
 
 from .conftest import ARTIFACTS
 
-pytestmark = [pytest.mark.slow, pytest.mark.labextension]
+#: times the browser's drawing
+pytestmark = [pytest.mark.slow, pytest.mark.labextension, pytest.mark.alone]
 
 #: The goal for one update at 64 ranks on 8 hosts is one frame at 60 Hz (16 ms); it is
 #: measured and recorded by benchmarks/bench_monitor.py. This test only guards against a

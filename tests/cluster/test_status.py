@@ -1,5 +1,7 @@
 import time
 
+import pytest
+
 from lepton_nb.cluster.status import COLUMNS, StatusTable
 from lepton_nb.units import size
 
@@ -20,6 +22,7 @@ def test_status_has_a_row_per_rank_with_every_column(cluster):
     assert "<table>" in table._repr_html_() and "<th>memory</th>" in table._repr_html_()
 
 
+@pytest.mark.alone  # times the answer
 def test_status_shows_a_busy_rank_without_waiting_for_it(cluster):
     eid = cluster.placement[1]["engine_id"]
     ar = cluster.client[eid].execute("import time; time.sleep(1.5)", block=False)

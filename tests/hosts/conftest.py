@@ -10,7 +10,6 @@ it are skipped and say which.
 
 from __future__ import annotations
 
-import os
 import time
 
 import pytest
@@ -81,10 +80,10 @@ def hosts_cluster(request, rig):
 
 @pytest.fixture
 def shm_usage():
-    """/dev/shm's used bytes now (segments are unnamed, so usage is what can leak)."""
+    """What of /dev/shm could leak now: what this process holds, and named files.
 
-    def used() -> int:
-        st = os.statvfs("/dev/shm")
-        return (st.f_blocks - st.f_bfree) * st.f_frsize
+    (Segments are unnamed; the engines' go with their processes, which the tests check.)
+    """
+    from tests.support import shm
 
-    return used
+    return shm.usage

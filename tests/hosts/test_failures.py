@@ -11,7 +11,8 @@ import lepton_nb
 
 from .conftest import options, wait_until_empty
 
-pytestmark = pytest.mark.slow
+#: times how soon the peer is stopped
+pytestmark = [pytest.mark.slow, pytest.mark.alone]
 
 CELL = """
 import time, torch, torch.distributed as dist

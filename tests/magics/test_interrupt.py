@@ -2,6 +2,8 @@
 
 import time
 
+import pytest
+
 from tests.support.kernels import lepton_kernel
 
 CELL = """%%lepton_distributed
@@ -23,6 +25,7 @@ def _wait_for(paths, timeout):
         time.sleep(0.05)
 
 
+@pytest.mark.alone  # times the interrupt
 def test_ctrl_c_reaches_every_rank_within_2_s_raises_and_the_next_cell_works(tmp_path):
     with lepton_kernel() as k:
         k.run("%lepton_cluster start -n 2 --gpus none")

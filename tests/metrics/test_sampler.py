@@ -7,6 +7,9 @@ import zmq
 from lepton_nb import links
 from lepton_nb.metrics import sampler, wire
 
+#: times the sampler
+pytestmark = pytest.mark.alone
+
 KEY = b"s" * 32
 
 

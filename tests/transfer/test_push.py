@@ -13,6 +13,9 @@ from lepton_nb import ClusterError, RemoteError
 from lepton_nb.transfer import segment
 from tests.support.kernels import wait_gone
 
+#: /dev/shm's usage is checked around every test: nothing else may push meanwhile
+pytestmark = pytest.mark.alone
+
 CHECK_ON_RANK = (
     "from lepton_nb.transfer.content import as_array, content_key\n"
     "key = content_key(*as_array({name}))\n"

@@ -6,6 +6,9 @@ import pytest
 
 from lepton_nb.transfer import SpillWarning, segment
 
+#: lists all of /dev/shm
+pytestmark = pytest.mark.alone
+
 
 def _segment_with(parts, **kw):
     offsets, size = segment.layout([p.nbytes for p in parts])

@@ -1,7 +1,12 @@
 import os
 
+import pytest
+
 from lepton_nb.transfer import segment
 from lepton_nb.transfer.spare import Spare
+
+#: counts all of /dev/shm
+pytestmark = pytest.mark.alone
 
 
 def shm_used() -> int:
