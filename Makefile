@@ -81,7 +81,7 @@ system-packages:
 	$(MAKE) --no-print-directory rig-packages
 
 test: prerequisites
-	$(PYTEST) -n $(WORKERS) --dist loadgroup --no-loadscope-reorder -m "not alone $(NOT_JS)"; a=$$?; \
+	$(PYTEST) -n $(WORKERS) --dist loadscope --no-loadscope-reorder -m "not alone $(NOT_JS)"; a=$$?; \
 	$(PYTEST) -m "alone $(NOT_JS)"; b=$$?; \
 	echo "make test: the grouped tests exited $$a, the alone ones $$b"; test $$a = 0 -a $$b = 0
 

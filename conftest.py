@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
+from typing import Any
 
 import pytest
 
@@ -41,31 +42,37 @@ def pytest_unconfigure(config: pytest.Config) -> None:
     shutil.rmtree(_runtime_dir, ignore_errors=True)
 
 
-@pytest.hookimpl(tryfirst=True)
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Under ``pytest -n N --dist loadgroup`` (make test), group the tests for the workers.
+def _group(path: str) -> str:
+    return "rig" if path.startswith(RIG_GROUP) else path
 
-    A file's tests stay on one worker (its module fixtures, a notebook's cells), the
-    rig's and hub's all on one, and the longest go out first. xdist reads the groups
-    after this hook (``tryfirst``).
+
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    """``pytest -n N`` (make test): a file's tests go to one worker, the rig's and hub's to one.
+
+    A file's module fixtures and a notebook's cells then stay together. This is
+    xdist's own scheduler of scopes (``--dist loadscope``), with the scope named here.
     """
-    if config.getoption("dist", "no") != "loadgroup":
+    from xdist.scheduler import LoadScopeScheduling
+
+    class ByFile(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            return _group(nodeid.split("::", 1)[0])
+
+    return ByFile(config, log)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """On an xdist worker, the rig's group and the longest files go out first."""
+    if "PYTEST_XDIST_WORKER" not in os.environ:
         return
     root = str(config.rootpath) + os.sep
 
-    def where(item: pytest.Item) -> str:
-        return str(item.path).removeprefix(root)
-
-    def group(path: str) -> str:
-        return "rig" if path.startswith(RIG_GROUP) else path
-
     def order(item: pytest.Item) -> int:
-        path = where(item)
-        return 0 if path.startswith(RIG_GROUP) else 1 if path in LONGEST else 2
+        path = str(item.path).removeprefix(root)
+        return 0 if _group(path) == "rig" else 1 if path in LONGEST else 2
 
     items.sort(key=order)  # stable: the order within a file is kept
-    for item in items:
-        item.add_marker(pytest.mark.xdist_group(group(where(item))))
+
 
 RIG_NOTEBOOKS = ("08_multi_host.ipynb",)
 
@@ -104,3 +111,4 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     rig = sys.modules.get("tests.hosts.rig")
     if rig is not None:
         rig.shutdown()
+
