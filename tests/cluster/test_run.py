@@ -113,6 +113,7 @@ def test_gather_of_an_undefined_name_names_rank_and_name(cluster):
     assert info.value.results == {0: {"only_zero": 1}}
 
 
+@pytest.mark.alone  # times the interrupt
 def test_timeout_interrupts_and_the_next_cell_works(cluster):
     start = time.monotonic()
     with pytest.raises(DistributedTimeout) as info:
@@ -232,6 +233,7 @@ def _watch_exits(pids, timeout=120.0):
     return gone, thread
 
 
+@pytest.mark.alone  # times how soon the peer is stopped
 def test_a_rank_blocked_in_a_collective_on_a_dead_peer_is_stopped_within_10_s(cluster, tmp_path):
     old = [p["pid"] for p in cluster.placement]
     gone, watcher = _watch_exits(old)
@@ -285,6 +287,7 @@ def test_a_rank_that_is_not_waiting_on_its_dead_peer_finishes_and_keeps_its_resu
     assert cluster.execute("w = world_size", gather=["w"]) == {"w": [2, 2]}
 
 
+@pytest.mark.alone  # times how soon the peer is stopped
 def test_a_rank_waiting_in_torch_distributed_on_a_dead_peer_is_stopped(cluster, tmp_path):
     # rank 1 dies, but a child of its holds its sockets open, as a host that stops answering
     # does: rank 0's all_reduce never fails by itself; its samples show it waiting there
